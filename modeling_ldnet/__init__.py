@@ -1,0 +1,25 @@
+"""LDNet for HuggingFace transformers: ``from modeling_ldnet import LDNetConfig, LDNetModel, LDNetOutput``.
+
+Importing this package registers ``ldnet`` with ``AutoConfig``, ``AutoModel`` and ``AutoProcessor``, and marks the
+classes for ``register_for_auto_class`` so ``save_pretrained`` writes the code files and ``auto_map`` into the
+folder (loadable elsewhere with ``trust_remote_code=True``).
+"""
+
+from .configuration_ldnet import DEFAULT_CHANNEL_NAMES, DEFAULT_SPECIAL_TOKENS, LDNetConfig
+from .modeling_ldnet import LDNetModel, LDNetOutput, LDNetPreTrainedModel
+from .schema import RecordError, normalize_record, validate_record
+
+LDNetConfig.register_for_auto_class()
+LDNetModel.register_for_auto_class("AutoModel")
+
+__all__ = [
+    "DEFAULT_CHANNEL_NAMES",
+    "DEFAULT_SPECIAL_TOKENS",
+    "LDNetConfig",
+    "LDNetModel",
+    "LDNetOutput",
+    "LDNetPreTrainedModel",
+    "RecordError",
+    "normalize_record",
+    "validate_record",
+]

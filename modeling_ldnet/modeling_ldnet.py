@@ -1,0 +1,313 @@
+"""LDNet: encoder -> (optional image fusion) -> 3-channel RoPE GlobalPointer span graph -> label-drop gate.
+
+Equation numbers refer to the paper (Yang et al. 2025); section numbers to ``shared/docs/SPEC.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_ldnet import LDNetConfig
+
+#: Fill value of masked score cells. Finite in fp16 (max 65504) and bf16, and sigmoid(-1e4) == 0 exactly.
+MASK_VALUE = -1.0e4
+#: Large negative used inside the fp32 loss to exclude cells from a logsumexp (never leaves the loss).
+_LSE_EXCLUDE = -1.0e12
+
+
+@dataclass
+class LDNetOutput(ModelOutput):
+    """Output of :class:`LDNetModel`.
+
+    Attributes:
+        loss: ``w_mr * span_graph_loss + w_ld * label_drop_loss`` when targets are given.
+        logits: ``[B, 3, L, L]`` decision logits of the gated span graph ``P`` (eq 16); a link ``(c, i, j)`` exists
+            when ``sigmoid(logits) > threshold``. Masked (pad) cells hold ``MASK_VALUE``.
+        label_drop_probs: ``lhat = sigmoid(FFNN(M))`` (eq 15): ``[B, L]`` (shared head) or ``[B, 3, L]``.
+        span_graph_loss: multi-label categorical CE ``L_MR`` (eqs 12-14).
+        label_drop_loss: label-drop BCE ``L_LD`` (eqs 17-18).
+        last_hidden_state: ``M`` (encoder output, fused with the image when one is given), ``[B, L, d_h]``.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    label_drop_probs: torch.FloatTensor | None = None
+    span_graph_loss: torch.FloatTensor | None = None
+    label_drop_loss: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+
+
+def rope(x: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
+    """Rotary position embedding with interleaved pairs (SPEC §4.3), positions ``0..L-1`` on dim -2.
+
+    ``x[..., 2m], x[..., 2m+1]`` are rotated by angle ``pos * theta ** (-2m / d)``, so that
+    ``<R_i q, R_j k> = q^T R_{j-i} k`` (eq 10).
+    """
+    length, dim = x.shape[-2], x.shape[-1]
+    inv_freq = theta ** (-torch.arange(0, dim, 2, device=x.device, dtype=torch.float32) / dim)
+    angles = torch.arange(length, device=x.device, dtype=torch.float32)[:, None] * inv_freq[None, :]
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    x_even, x_odd = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x_even * cos - x_odd * sin, x_odd * cos + x_even * sin), dim=-1).flatten(-2)
+
+
+class RoPEGlobalPointer(nn.Module):
+    """Eqs 9-11: one ``Linear(d_h, C * 2 * d_i)`` split into per-channel queries/keys, RoPE, scaled dot product."""
+
+    def __init__(self, hidden_size: int, num_channels: int, head_dim: int, use_rope: bool, rope_theta: float):
+        super().__init__()
+        self.num_channels, self.head_dim = num_channels, head_dim
+        self.use_rope, self.rope_theta = use_rope, rope_theta
+        self.dense = nn.Linear(hidden_size, num_channels * 2 * head_dim)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        b, length, _ = hidden.shape
+        z = self.dense(hidden).view(b, length, self.num_channels, 2, self.head_dim)
+        q, k = z[..., 0, :].transpose(1, 2), z[..., 1, :].transpose(1, 2)  # [B, C, L, d]
+        if self.use_rope:
+            q, k = rope(q, self.rope_theta), rope(k, self.rope_theta)
+        return torch.einsum("bcid,bcjd->bcij", q, k) / math.sqrt(self.head_dim)
+
+
+class LDNetPointer(nn.Module):
+    """Holds the span-graph scorer under the reference module path ``pointer.gp.dense`` (SPEC §9)."""
+
+    def __init__(self, config: LDNetConfig):
+        super().__init__()
+        self.gp = RoPEGlobalPointer(
+            config.hidden_size, config.num_channels, config.head_dim, config.use_rope, config.rope_theta
+        )
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.gp(hidden)
+
+
+def multilabel_categorical_crossentropy(
+    scores: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor
+) -> torch.Tensor:
+    """Eqs 12-13 per grid: ``log(1 + sum_neg e^s) + log(1 + sum_pos e^-s)`` over the valid cells.
+
+    Args:
+        scores: ``[..., N]`` logits; labels: ``[..., N]`` in {0, 1}; valid: ``[..., N]`` bool.
+    Returns:
+        ``[...]`` loss per grid, computed in fp32.
+    """
+    s = scores.float()
+    pos = labels.bool() & valid
+    neg = (~labels.bool()) & valid
+    zeros = torch.zeros_like(s[..., :1])
+    neg_term = torch.logsumexp(torch.cat([s.masked_fill(~neg, _LSE_EXCLUDE), zeros], dim=-1), dim=-1)
+    pos_term = torch.logsumexp(torch.cat([(-s).masked_fill(~pos, _LSE_EXCLUDE), zeros], dim=-1), dim=-1)
+    return neg_term + pos_term
+
+
+def links_to_dense(links: torch.Tensor, batch_size: int, num_channels: int, length: int) -> torch.Tensor:
+    """Sparse gold links ``[n, 4]`` (batch, channel, i, j) -> dense ``{0,1}`` grid ``[B, C, L, L]`` (uint8)."""
+    grid = torch.zeros(batch_size, num_channels, length, length, dtype=torch.uint8, device=links.device)
+    if links.numel():
+        links = links.long()
+        grid[links[:, 0], links[:, 1], links[:, 2], links[:, 3]] = 1
+    return grid
+
+
+class LDNetPreTrainedModel(PreTrainedModel):
+    config_class = LDNetConfig
+    base_model_prefix = "ldnet"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None:
+                module.weight.data[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+class LDNetModel(LDNetPreTrainedModel):
+    """LDNet span-graph extractor over any ``AutoModel`` text encoder.
+
+    Forward inputs are the processor's output (``input_ids``, ``attention_mask``, optional ``token_type_ids``,
+    ``pixel_values``/``image_mask``) and, for training, gold targets: ``span_graph_links`` (sparse ``[n, 4]``:
+    batch, channel, i, j) or ``span_graph_labels`` (dense ``[B, 3, L, L]``), plus ``label_drop_targets`` ``[B, L]``.
+    """
+
+    def __init__(self, config: LDNetConfig, encoder: PreTrainedModel | None = None):
+        super().__init__(config)
+        self.plm = encoder if encoder is not None else AutoModel.from_config(config.encoder_config)
+        if getattr(self.plm, "pooler", None) is not None:
+            self.plm.pooler = None  # unused: LDNet reads the token states only
+        self.pointer = LDNetPointer(config)
+        n_gate = config.num_channels if config.label_drop_per_channel else 1
+        self.bce_linear = nn.Linear(config.hidden_size, n_gate) if config.use_label_drop else None
+        self.vision = None
+        if config.vision_model_name:
+            from .vision_ldnet import LDNetVisionFusion
+
+            self.vision = LDNetVisionFusion(config)
+        self.post_init()
+
+    # -- construction helpers -------------------------------------------------------------------------------
+    @classmethod
+    def from_encoder(
+        cls, encoder_name_or_path: str, tokenizer: Any | None = None, **config_kwargs: Any
+    ) -> "LDNetModel":
+        """Wrap a pre-trained encoder (local folder or Hub id) into a fresh LDNet with new heads.
+
+        If ``tokenizer`` is given (e.g. ``processor.tokenizer``, which holds the 7 added tag tokens), the encoder's
+        embeddings are resized to ``len(tokenizer)``.
+        """
+        encoder = AutoModel.from_pretrained(encoder_name_or_path)
+        config = LDNetConfig(
+            encoder_config=encoder.config, encoder_name_or_path=str(encoder_name_or_path), **config_kwargs
+        )
+        model = cls(config)
+        # copy the pre-trained weights into the freshly initialised model (the pooler is dropped on purpose)
+        missing, _ = model.plm.load_state_dict(encoder.state_dict(), strict=False)
+        if missing:
+            raise RuntimeError(f"encoder weights missing after loading {encoder_name_or_path}: {missing[:5]}")
+        if tokenizer is not None:
+            model.resize_token_embeddings(len(tokenizer))
+        return model
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.plm.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.plm.set_input_embeddings(value)
+
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, **kwargs: Any) -> nn.Embedding:
+        emb = self.plm.resize_token_embeddings(new_num_tokens, **kwargs)
+        self.config.encoder_config = self.plm.config
+        return emb
+
+    # -- forward --------------------------------------------------------------------------------------------
+    def _gate(self, lhat: torch.Tensor, length: int) -> torch.Tensor:
+        """Broadcast ``lhat`` to ``[B, C|1, L, L]`` along the configured axis (eq 16), with the drop-rate ablation."""
+        if lhat.dim() == 2:
+            lhat = lhat[:, None, :]  # [B, 1, L]
+        if self.config.label_drop_axis == "column":
+            gate = lhat[:, :, None, :].expand(-1, -1, length, -1)
+        else:
+            gate = lhat[:, :, :, None].expand(-1, -1, -1, length)
+        rate = self.config.label_drop_rate
+        if self.training and rate < 1.0:
+            # SPEC §4.4 ablation: only round(rate * L) sampled rows are gated, sampled per record
+            k = max(1, round(rate * length))
+            order = torch.rand(lhat.shape[0], length, device=lhat.device).argsort(dim=-1)
+            rows = torch.zeros(lhat.shape[0], length, dtype=torch.bool, device=lhat.device)
+            rows.scatter_(1, order[:, :k], True)
+            gate = torch.where(rows[:, None, :, None], gate, torch.ones_like(gate))
+        return gate
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_mask: torch.Tensor | None = None,
+        span_graph_links: torch.Tensor | None = None,
+        span_graph_labels: torch.Tensor | None = None,
+        label_drop_targets: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> LDNetOutput:
+        cfg = self.config
+        ref = input_ids if input_ids is not None else inputs_embeds
+        if ref is None:
+            raise ValueError("LDNetModel.forward needs input_ids or inputs_embeds")
+        b, length = ref.shape[0], ref.shape[1]
+        if attention_mask is None:
+            attention_mask = torch.ones(b, length, dtype=torch.long, device=ref.device)
+        enc_kwargs: dict[str, Any] = {"attention_mask": attention_mask}
+        if token_type_ids is not None:
+            enc_kwargs["token_type_ids"] = token_type_ids
+        if input_ids is not None:
+            enc_kwargs["input_ids"] = input_ids
+        else:
+            enc_kwargs["inputs_embeds"] = inputs_embeds
+        hidden = self.plm(**enc_kwargs).last_hidden_state  # H, eqs 1-2
+
+        if self.vision is not None and pixel_values is not None and cfg.fusion_alpha > 0:
+            fused = self.vision(hidden, attention_mask, pixel_values)  # V, eqs 4-7
+            if image_mask is not None:
+                fused = fused * image_mask.to(fused.dtype)[:, None, None]
+            hidden = hidden + cfg.fusion_alpha * fused  # M, eq 8
+
+        scores = self.pointer(hidden)  # S [B, C, L, L], eqs 9-11
+        valid_tok = attention_mask.bool()
+        valid = valid_tok[:, None, :, None] & valid_tok[:, None, None, :]  # [B, 1, L, L]
+
+        lhat = None
+        u = None
+        if self.bce_linear is not None:
+            u = self.bce_linear(hidden)  # [B, L, 1|C]
+            u = u.squeeze(-1) if u.shape[-1] == 1 else u.transpose(1, 2)  # [B, L] or [B, C, L]
+            lhat = torch.sigmoid(u)
+            gate = self._gate(lhat, length)
+            gated = scores * gate  # P, eq 16 (mask applied after gating: SPEC §8.12)
+            if cfg.label_drop_mode == "prob":
+                p = (torch.sigmoid(scores.float()) * gate.float()).clamp(1e-7, 1 - 1e-7)
+                decision = (torch.log(p) - torch.log1p(-p)).to(scores.dtype)
+            else:
+                decision = gated
+        else:
+            gated = decision = scores
+        logits = decision.masked_fill(~valid, MASK_VALUE)
+
+        span_graph_loss = label_drop_loss = loss = None
+        if span_graph_links is not None or span_graph_labels is not None:
+            if span_graph_labels is None:
+                span_graph_labels = links_to_dense(span_graph_links, b, cfg.num_channels, length)
+            per_grid = multilabel_categorical_crossentropy(
+                gated.flatten(2), span_graph_labels.flatten(2), valid.expand_as(gated).flatten(2)
+            )  # [B, C]
+            if cfg.span_graph_loss_reduction == "mean":
+                span_graph_loss = per_grid.mean()
+            else:
+                span_graph_loss = per_grid.sum(-1).mean()
+            loss = cfg.span_graph_loss_weight * span_graph_loss
+        if u is not None and label_drop_targets is not None:
+            target = label_drop_targets.float()
+            if u.dim() == 3:
+                target = target[:, None, :].expand_as(u)
+                tok_mask = valid_tok[:, None, :].expand_as(u)
+            else:
+                tok_mask = valid_tok
+            bce = F.binary_cross_entropy_with_logits(u.float(), target, reduction="none") * tok_mask
+            if cfg.label_drop_loss_reduction == "valid_mean":
+                label_drop_loss = bce.sum() / tok_mask.sum().clamp(min=1)
+            else:
+                label_drop_loss = bce.mean()
+            ld = cfg.label_drop_loss_weight * label_drop_loss
+            loss = ld if loss is None else loss + ld
+
+        return LDNetOutput(
+            loss=loss,
+            logits=logits,
+            label_drop_probs=lhat,
+            span_graph_loss=span_graph_loss,
+            label_drop_loss=label_drop_loss,
+            last_hidden_state=hidden,
+        )
+
+
+AutoConfig.register("ldnet", LDNetConfig, exist_ok=True)
+AutoModel.register(LDNetConfig, LDNetModel, exist_ok=True)
