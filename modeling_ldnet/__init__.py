@@ -5,18 +5,26 @@ classes for ``register_for_auto_class`` so ``save_pretrained`` writes the code f
 folder (loadable elsewhere with ``trust_remote_code=True``).
 """
 
+from transformers import AutoProcessor
+
 from .configuration_ldnet import DEFAULT_CHANNEL_NAMES, DEFAULT_SPECIAL_TOKENS, LDNetConfig
 from .modeling_ldnet import LDNetModel, LDNetOutput, LDNetPreTrainedModel
+from .processing_ldnet import EncodingReport, FeatureMeta, LDNetProcessor
 from .schema import RecordError, normalize_record, validate_record
 
 LDNetConfig.register_for_auto_class()
 LDNetModel.register_for_auto_class("AutoModel")
+LDNetProcessor.register_for_auto_class("AutoProcessor")
+AutoProcessor.register(LDNetConfig, LDNetProcessor, exist_ok=True)
 
 __all__ = [
     "DEFAULT_CHANNEL_NAMES",
     "DEFAULT_SPECIAL_TOKENS",
     "LDNetConfig",
     "LDNetModel",
+    "LDNetProcessor",
+    "EncodingReport",
+    "FeatureMeta",
     "LDNetOutput",
     "LDNetPreTrainedModel",
     "RecordError",
