@@ -77,7 +77,8 @@ class LDNetConfig(PretrainedConfig):
         decode_max_links_per_row (`int`, defaults to 16): the decoder keeps at most this many top-scoring NNW links
             per row, which bounds the search on untrained (dense) score grids.
         special_tokens (`dict[str, str]`): tag tokens (keys as in ``DEFAULT_SPECIAL_TOKENS``).
-        max_length (`int`, defaults to 512): longest input sequence in tokens, ``[CLS]`` and ``[SEP]`` included.
+        max_seq_length (`int`, defaults to 512): longest input sequence in tokens, ``[CLS]`` and ``[SEP]`` included
+            (SPEC `max_seq_len`; not `max_length`, which transformers 5 reserves for generation).
         overflow (`str`, defaults to ``"window"``): a text longer than what fits is split into overlapping windows
             (``"window"``), refused with an error (``"error"``), or truncated with the loss counted (``"truncate"``).
         window_stride (`int`, defaults to 128): overlap, in text tokens, of consecutive windows.
@@ -122,7 +123,7 @@ class LDNetConfig(PretrainedConfig):
         decode_max_parts: int = 8,
         decode_max_links_per_row: int = 16,
         special_tokens: dict[str, str] | None = None,
-        max_length: int = 512,
+        max_seq_length: int = 512,
         overflow: str = "window",
         window_stride: int = 128,
         vision_model_name: str | None = None,
@@ -168,7 +169,7 @@ class LDNetConfig(PretrainedConfig):
         self.decode_max_parts = decode_max_parts
         self.decode_max_links_per_row = decode_max_links_per_row
         self.special_tokens = {**DEFAULT_SPECIAL_TOKENS, **(special_tokens or {})}
-        self.max_length = max_length
+        self.max_seq_length = max_seq_length
         self.overflow = overflow
         self.window_stride = window_stride
         self.vision_model_name = vision_model_name
@@ -216,10 +217,10 @@ class LDNetConfig(PretrainedConfig):
         missing = set(DEFAULT_SPECIAL_TOKENS) - set(self.special_tokens)
         if missing or len(set(self.special_tokens.values())) != len(self.special_tokens):
             raise bad("special_tokens", f"needs distinct strings for {sorted(DEFAULT_SPECIAL_TOKENS)}")
-        if self.max_length < 16:
-            raise bad("max_length", "must be >= 16")
-        if not 0 <= self.window_stride < self.max_length:
-            raise bad("window_stride", "must be in [0, max_length)")
+        if self.max_seq_length < 16:
+            raise bad("max_seq_length", "must be >= 16")
+        if not 0 <= self.window_stride < self.max_seq_length:
+            raise bad("window_stride", "must be in [0, max_seq_length)")
         if not 0.0 <= self.fusion_alpha <= 1.0:
             raise bad("fusion_alpha", "must be in [0, 1]")
         if self.head_dim and self.initializer_range <= 0:

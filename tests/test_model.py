@@ -1,0 +1,396 @@
+"""LDNetConfig / LDNetModel: shapes, equations, losses, masks, dtypes, save/load, remote code."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, BertConfig
+
+from modeling_ldnet import LDNetConfig, LDNetModel, LDNetOutput
+from modeling_ldnet.modeling_ldnet import MASK_VALUE, links_to_dense, multilabel_categorical_crossentropy, rope
+from modeling_ldnet.span_graph import threshold_logits
+
+
+def tiny_encoder(vocab: int = 120) -> BertConfig:
+    return BertConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+
+
+def tiny_model(seed: int = 0, **kw) -> LDNetModel:
+    torch.manual_seed(seed)
+    return LDNetModel(LDNetConfig(encoder_config=tiny_encoder(), head_dim=8, **kw)).eval()
+
+
+def batch(seed: int = 0, b: int = 3, length: int = 9):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 120, (b, length), generator=g)
+    mask = torch.ones(b, length, dtype=torch.long)
+    for i in range(1, b):
+        mask[i, length - 2 * i :] = 0
+    ids = ids * mask
+    return ids, mask
+
+
+# ---------------------------------------------------------------------------------------------- config
+
+
+def test_config_defaults_and_roundtrip(tmp_path):
+    cfg = LDNetConfig(encoder_config=tiny_encoder(), head_dim=8)
+    assert cfg.model_type == "ldnet" and cfg.channel_names == ["as", "a2a", "ta"]
+    assert cfg.label_drop_mode == "logit" and cfg.label_drop_axis == "column" and cfg.decode_threshold == 0.5
+    cfg.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["encoder_config"]["model_type"] == "bert" and saved["encoder_config"]["hidden_size"] == 32
+    again = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(again, LDNetConfig) and again.encoder_config.hidden_size == 32 and again.head_dim == 8
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"label_drop_mode": "probs"}, "label_drop_mode"),
+        ({"label_drop_axis": "diag"}, "label_drop_axis"),
+        ({"head_dim": 7}, "head_dim"),
+        ({"num_channels": 2}, "num_channels"),
+        ({"label_drop_rate": 0.0}, "label_drop_rate"),
+        ({"decode_threshold": 1.0}, "decode_threshold"),
+        ({"distill_weight": -1.0}, "distill_weight"),
+        ({"special_tokens": {"text": "[LM]"}}, "special_tokens"),
+        ({"fusion_alpha": 2.0}, "fusion_alpha"),
+        ({"overflow": "drop"}, "overflow"),
+    ],
+)
+def test_config_validation_names_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=rf"LDNetConfig\.{field}"):
+        LDNetConfig(encoder_config=tiny_encoder(), **{"head_dim": 8, **kwargs})
+
+
+def test_config_encoder_dict_needs_model_type():
+    with pytest.raises(ValueError, match="model_type"):
+        LDNetConfig(encoder_config={"hidden_size": 32})
+
+
+# ---------------------------------------------------------------------------------------------- equations
+
+
+def test_rope_matches_hand_computation_eq10():
+    """3 tokens, d=4: rotate by hand with theta_m = 10000^(-2m/d) and compare the scores of eq 10."""
+    torch.manual_seed(1)
+    q, k = torch.randn(3, 4), torch.randn(3, 4)
+
+    def rot(x, pos):
+        out = x.clone()
+        for m in range(2):
+            a = pos * 10000 ** (-2 * m / 4)
+            c, s = math.cos(a), math.sin(a)
+            out[2 * m] = x[2 * m] * c - x[2 * m + 1] * s
+            out[2 * m + 1] = x[2 * m + 1] * c + x[2 * m] * s
+        return out
+
+    hand = torch.tensor([[float(rot(q[i], i) @ rot(k[j], j)) / 2.0 for j in range(3)] for i in range(3)])
+    got = (rope(q) @ rope(k).T) / math.sqrt(4)
+    assert torch.allclose(got, hand, atol=1e-6)
+    # relative position property: <R_i q, R_j k> == <q, R_{j-i} k>
+    for i in range(3):
+        for j in range(3):
+            assert abs(float(rot(q[i], i) @ rot(k[j], j)) - float(q[i] @ rot(k[j], j - i))) < 1e-5
+
+
+def test_pointer_equals_manual_eq9_to_11():
+    m = tiny_model(use_label_drop=False)
+    h = torch.randn(1, 3, 32)
+    dense = m.pointer.gp.dense
+    z = dense(h).view(1, 3, 3, 2, 8)
+    for c in range(3):
+        q, k = rope(z[0, :, c, 0]), rope(z[0, :, c, 1])
+        expect = q @ k.T / math.sqrt(8)
+        assert torch.allclose(m.pointer(h)[0, c], expect, atol=1e-5)
+
+
+def test_mcce_equals_eq12_14_by_hand():
+    s = torch.tensor([[1.5, -0.5], [0.25, -2.0]])
+    g = torch.tensor([[1, 0], [0, 1]])
+    valid = torch.ones(2, 2, dtype=torch.bool)
+    neg = math.log(1 + math.exp(-0.5) + math.exp(0.25))  # eq 12 over G=0 cells
+    pos = math.log(1 + math.exp(-1.5) + math.exp(2.0))  # eq 13 over G=1 cells
+    got = multilabel_categorical_crossentropy(s.flatten()[None], g.flatten()[None], valid.flatten()[None])
+    assert got.item() == pytest.approx(neg + pos, abs=1e-6)
+    # a masked cell contributes nothing
+    valid[0, 1] = False
+    got = multilabel_categorical_crossentropy(s.flatten()[None], g.flatten()[None], valid.flatten()[None])
+    assert got.item() == pytest.approx(math.log(1 + math.exp(0.25)) + pos, abs=1e-6)
+
+
+def test_full_loss_equals_hand_composition():
+    m = tiny_model()
+    ids, mask = batch()
+    links = torch.tensor([[0, 0, 1, 2], [0, 2, 2, 1], [1, 1, 0, 3], [2, 0, 4, 4]])
+    ld = torch.zeros(3, 9)
+    ld[0, 1:3] = 1
+    out = m(ids, mask, span_graph_links=links, label_drop_targets=ld)
+    with torch.no_grad():
+        h = m.plm(input_ids=ids, attention_mask=mask).last_hidden_state
+        s = m.pointer(h)
+        u = m.bce_linear(h).squeeze(-1)
+        p = s * torch.sigmoid(u)[:, None, None, :]  # eq 16, column gating
+        valid = (mask[:, :, None] * mask[:, None, :]).bool()
+        g = links_to_dense(links, 3, 3, 9)
+        mr = []
+        for b in range(3):
+            for c in range(3):
+                v = valid[b]
+                pv, gv = p[b, c][v], g[b, c][v].bool()
+                mr.append(torch.log1p(pv[~gv].exp().sum()) + torch.log1p((-pv[gv]).exp().sum()))
+        l_mr = torch.stack(mr).mean()
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(u, ld, reduction="none")
+        l_ld = (bce * mask).sum() / mask.sum()
+    assert out.span_graph_loss.item() == pytest.approx(l_mr.item(), rel=1e-5)
+    assert out.label_drop_loss.item() == pytest.approx(l_ld.item(), rel=1e-5)
+    assert out.loss.item() == pytest.approx((l_mr + l_ld).item(), rel=1e-5)
+
+
+def test_dense_and_sparse_labels_give_same_loss():
+    m = tiny_model()
+    ids, mask = batch()
+    links = torch.tensor([[0, 0, 1, 2], [1, 2, 2, 1]])
+    a = m(ids, mask, span_graph_links=links).loss
+    b = m(ids, mask, span_graph_labels=links_to_dense(links, 3, 3, 9)).loss
+    assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------------- forward
+
+
+def test_forward_shapes_and_output_type():
+    m = tiny_model()
+    ids, mask = batch()
+    out = m(ids, mask)
+    assert isinstance(out, LDNetOutput) and out.loss is None
+    assert out.logits.shape == (3, 3, 9, 9) and out.label_drop_probs.shape == (3, 9)
+    assert out.last_hidden_state.shape == (3, 9, 32)
+    # pad rows and columns are masked with the finite mask value
+    assert torch.all(out.logits[1, :, 7:, :] == MASK_VALUE) and torch.all(out.logits[1, :, :, 7:] == MASK_VALUE)
+    assert torch.all(out.logits[0] > MASK_VALUE)
+
+
+def test_per_channel_label_drop_shapes():
+    m = tiny_model(label_drop_per_channel=True)
+    ids, mask = batch()
+    out = m(ids, mask, span_graph_links=torch.tensor([[0, 0, 1, 2]]), label_drop_targets=torch.zeros(3, 9))
+    assert out.label_drop_probs.shape == (3, 3, 9) and torch.isfinite(out.loss)
+
+
+def test_label_drop_axis_column_vs_row():
+    col, row, off = tiny_model(), tiny_model(label_drop_axis="row"), tiny_model(use_label_drop=False)
+    row.load_state_dict(col.state_dict())
+    off.load_state_dict({k: v for k, v in col.state_dict().items() if not k.startswith("bce_linear")})
+    ids, mask = batch(b=1)
+    s = off(ids, mask).logits[0]
+    oc, orow = col(ids, mask), row(ids, mask)
+    lhat = oc.label_drop_probs[0]
+    assert torch.allclose(oc.logits[0], s * lhat[None, None, :], atol=1e-6)  # column j scaled by lhat_j
+    assert torch.allclose(orow.logits[0], s * lhat[None, :, None], atol=1e-6)  # row i scaled by lhat_i
+
+
+def test_gate_modes_logit_is_decision_neutral_prob_prunes():
+    logit_m = tiny_model()
+    prob_m = tiny_model(label_drop_mode="prob")
+    prob_m.load_state_dict(logit_m.state_dict())
+    off = tiny_model(use_label_drop=False)
+    off.load_state_dict({k: v for k, v in logit_m.state_dict().items() if not k.startswith("bce_linear")})
+    with torch.no_grad():
+        logit_m.bce_linear.bias.fill_(-1.0)  # lhat < 0.5 everywhere -> prob mode can never link
+        prob_m.bce_linear.bias.fill_(-1.0)
+        logit_m.bce_linear.weight.zero_()
+        prob_m.bce_linear.weight.zero_()
+    ids, mask = batch(b=1)
+    s = off(ids, mask).logits
+    gl, gp = logit_m(ids, mask).logits, prob_m(ids, mask).logits
+    assert torch.equal(gl > 0, s > 0)  # SPEC §4.4: sign(S * lhat) == sign(S)
+    lhat = torch.sigmoid(torch.tensor(-1.0))
+    expect = torch.sigmoid(s) * lhat
+    assert torch.allclose(torch.sigmoid(gp), expect.clamp(1e-7, 1 - 1e-7), atol=1e-5)
+    assert not torch.any(torch.sigmoid(gp) > 0.5)
+    # loss in prob mode is computed on the gated logits S * lhat (same as logit mode)
+    links = torch.tensor([[0, 0, 1, 2]])
+    assert logit_m(ids, mask, span_graph_links=links).loss.item() == pytest.approx(
+        prob_m(ids, mask, span_graph_links=links).loss.item(), rel=1e-6
+    )
+
+
+def test_label_drop_rate_gates_only_sampled_rows_in_training():
+    m = tiny_model(label_drop_rate=0.5)
+    off = tiny_model(use_label_drop=False)
+    off.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("bce_linear")})
+    ids, mask = torch.randint(5, 120, (1, 10)), torch.ones(1, 10, dtype=torch.long)
+    s = off(ids, mask).logits[0]
+    m.train()
+    torch.manual_seed(3)
+    out = m(ids, mask)
+    lhat = out.label_drop_probs[0]
+    gated_rows = [i for i in range(10) if torch.allclose(out.logits[0][:, i], s[:, i] * lhat[None, :], atol=1e-6)]
+    ungated_rows = [i for i in range(10) if torch.allclose(out.logits[0][:, i], s[:, i], atol=1e-6)]
+    assert len(gated_rows) == 5 and len(ungated_rows) == 5
+    m.eval()  # at inference every row is gated
+    assert torch.allclose(m(ids, mask).logits[0], s * lhat[None, None, :], atol=1e-6)
+
+
+def test_only_mr_ablation_has_no_gate_and_no_bce():
+    m = tiny_model(use_label_drop=False)
+    ids, mask = batch()
+    out = m(ids, mask, span_graph_links=torch.tensor([[0, 0, 1, 2]]), label_drop_targets=torch.ones(3, 9))
+    assert m.bce_linear is None and out.label_drop_probs is None and out.label_drop_loss is None
+    assert out.loss.item() == pytest.approx(out.span_graph_loss.item())
+
+
+def test_padded_batch_equals_each_example_alone():
+    m = tiny_model()
+    ids, mask = batch()
+    full = m(ids, mask)
+    for b in range(3):
+        n = int(mask[b].sum())
+        alone = m(ids[b : b + 1, :n], mask[b : b + 1, :n])
+        assert torch.allclose(full.logits[b, :, :n, :n], alone.logits[0], atol=1e-5)
+        assert torch.allclose(full.label_drop_probs[b, :n], alone.label_drop_probs[0], atol=1e-5)
+
+
+def test_every_parameter_receives_a_gradient():
+    m = tiny_model().train()
+    ids, mask = batch()
+    out = m(ids, mask, span_graph_links=torch.tensor([[0, 0, 1, 2], [1, 1, 3, 2]]), label_drop_targets=torch.ones(3, 9))
+    out.loss.backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert missing == []
+
+
+def test_toy_batch_is_memorised_and_decodes_to_gold():
+    torch.manual_seed(0)
+    m = tiny_model().train()
+    ids, mask = batch(b=2, length=8)
+    links = torch.tensor(
+        [[0, 0, 1, 3], [0, 0, 3, 4], [0, 1, 1, 3], [0, 2, 4, 1], [1, 0, 2, 2], [1, 1, 2, 2], [1, 2, 2, 2], [1, 0, 0, 5]]
+    )
+    ld = torch.zeros(2, 8)
+    ld[0, [1, 3, 4]] = 1
+    ld[1, [0, 2, 5]] = 1
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    first = None
+    for step in range(200):
+        loss = m(ids, mask, span_graph_links=links, label_drop_targets=ld).loss
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    out = m(ids, mask, span_graph_links=links, label_drop_targets=ld)
+    assert out.loss.item() < 0.1 * first
+    y = threshold_logits(out.logits, mask.sum(-1).tolist(), 0.5, max_links_per_row=None)
+    gold = links_to_dense(links, 2, 3, 8).numpy().astype(bool)
+    gold &= (mask[:, None, :, None] * mask[:, None, None, :]).bool().numpy()
+    assert np.array_equal(y, gold)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_has_no_nan_and_keeps_masks(dtype):
+    m = tiny_model().to(dtype)
+    ids, mask = batch()
+    out = m(ids, mask, span_graph_links=torch.tensor([[0, 0, 1, 2]]), label_drop_targets=torch.ones(3, 9))
+    assert out.logits.dtype == dtype
+    assert torch.isfinite(out.logits).all() and torch.isfinite(out.loss)
+    assert torch.all(out.logits[2, :, 5:, :] == MASK_VALUE) and torch.all(out.logits[2, :, :, 5:] == MASK_VALUE)
+    assert torch.sigmoid(out.logits.float())[2, :, 5:, :].max() == 0
+    prob = tiny_model(label_drop_mode="prob").to(dtype)(ids, mask).logits
+    assert torch.isfinite(prob).all()
+
+
+# ---------------------------------------------------------------------------------------------- save / load
+
+
+def test_save_load_identical_and_safetensors_only(tmp_path):
+    m = tiny_model()
+    m.save_pretrained(tmp_path)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert "model.safetensors" in files and not any(f.endswith((".bin", ".pt", ".pth")) for f in files)
+    assert {"configuration_ldnet.py", "modeling_ldnet.py"} <= set(files)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["auto_map"]["AutoModel"].endswith("modeling_ldnet.LDNetModel")
+    assert cfg["auto_map"]["AutoConfig"].endswith("configuration_ldnet.LDNetConfig")
+    ids, mask = batch()
+    again = AutoModel.from_pretrained(tmp_path).eval()
+    assert isinstance(again, LDNetModel)
+    assert torch.equal(m(ids, mask).logits, again(ids, mask).logits)
+
+
+def isolated_python(code: str, cwd) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter that cannot import the repo's packages (not on sys.path, editable finder
+    removed), so only the files in a saved folder can provide LDNet (trust_remote_code)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    prelude = textwrap.dedent(
+        f"""
+        import sys
+        sys.path[:] = [p for p in sys.path if p and not p.startswith({repo!r})]
+        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()]
+        for name in list(sys.modules):
+            if name.startswith(("modeling_ldnet", "processing", "trainers")):
+                del sys.modules[name]
+        try:
+            import modeling_ldnet
+            raise SystemExit("modeling_ldnet must not be importable here")
+        except ImportError:
+            pass
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(cwd / "hf_modules"))
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+def test_fresh_process_loads_with_trust_remote_code(tmp_path):
+    m = tiny_model()
+    folder = tmp_path / "model"
+    m.save_pretrained(folder)
+    ids, mask = batch()
+    torch.save({"ids": ids, "mask": mask}, tmp_path / "inputs.pt")
+    expected = m(ids, mask).logits
+    code = f"""
+        import torch
+        from transformers import AutoModel
+        model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        assert type(model).__name__ == "LDNetModel", type(model)
+        assert "transformers_modules" in type(model).__module__, type(model).__module__
+        x = torch.load({str(tmp_path / "inputs.pt")!r})
+        with torch.no_grad():
+            torch.save(model(x["ids"], x["mask"]).logits, {str(tmp_path / "out.pt")!r})
+    """
+    proc = isolated_python(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert torch.equal(torch.load(tmp_path / "out.pt"), expected)
+
+
+def test_real_minilm_wraps_offline(minilm):
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    m = LDNetModel.from_encoder(str(minilm)).eval()
+    ref = AutoModel.from_pretrained(minilm).eval()
+    assert m.config.encoder_config.hidden_size == 384 and m.config.encoder_name_or_path == str(minilm)
+    ids = torch.tensor([[101, 7592, 2088, 102]])
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        assert torch.allclose(m(ids, mask).last_hidden_state, ref(ids, attention_mask=mask).last_hidden_state)
+        out = m(ids, mask)
+    assert out.logits.shape == (1, 3, 4, 4) and torch.isfinite(out.logits).all()
