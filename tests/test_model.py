@@ -342,8 +342,9 @@ def isolated_python(code: str, cwd) -> subprocess.CompletedProcess:
     prelude = textwrap.dedent(
         f"""
         import sys
-        sys.path[:] = [p for p in sys.path if p and not p.startswith({repo!r})]
-        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()]
+        import os
+        sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != {repo!r}]
+        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in (str(getattr(f, "__module__", "")) + type(f).__module__).lower()]
         for name in list(sys.modules):
             if name.startswith(("modeling_ldnet", "processing", "trainers")):
                 del sys.modules[name]
