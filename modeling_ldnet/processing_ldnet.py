@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 _TAG_OF_NS = {"lc": "cls_label", "lm": "mention_label", "lr": "relation_label"}
 #: Reasons a gold item is not encoded (counted in :class:`EncodingReport`, never silently dropped).
-UNENCODABLE_REASONS = ("truncated", "no_token", "repeated_node", "too_many_parts")
+UNENCODABLE_REASONS = ("truncated", "no_token", "too_many_parts")
 
 
 @dataclass
@@ -330,11 +330,6 @@ class LDNetProcessor(ProcessorMixin):
         starts = [o[0] for o in offsets]
         ends = [o[1] for o in offsets]
         gold = self._gold_items(rec, label_map, tags, starts, ends)
-        for g in gold:  # chains that cannot be encoded whatever the window
-            if g.status == "ok":
-                nodes = [i for kind, p in g.chain for i in ((-1 - x for x in p) if kind == "tag" else p)]
-                if len(set(nodes)) != len(nodes):
-                    g.status = "repeated_node"
         placed = [False] * len(gold)
         feats = []
         for ws, we in windows:
@@ -491,9 +486,14 @@ class LDNetProcessor(ProcessorMixin):
         return out
 
     # -- images --------------------------------------------------------------------------------------------
+    @staticmethod
+    def _no_image(img: Any) -> bool:
+        """``None`` or ``""`` (never compares arrays/tensors elementwise)."""
+        return img is None or (isinstance(img, (str, bytes)) and len(img) == 0)
+
     def _images(self, records: Sequence[dict], images: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
         paths = [r.get("image") if isinstance(r, dict) else None for r in records]
-        if images is None and not any(paths):
+        if images is None and all(self._no_image(p) for p in paths):
             return None
         if self.image_config is None:
             raise ValueError("records carry images but the processor has no image_config (text-only processor)")
@@ -501,29 +501,35 @@ class LDNetProcessor(ProcessorMixin):
             images = [images]
         if images is not None and len(images) != len(records):
             raise ValueError(f"got {len(images)} images for {len(records)} records")
-        from PIL import Image
+        import os
+
+        try:  # inside try: the remote-code import check then does not demand these from text-only checkpoints
+            from PIL import Image
+            from timm.data import create_transform
+        except ImportError as exc:  # pragma: no cover - both are dependencies of the package
+            raise ImportError("LDNetProcessor images need `pillow` and `timm`") from exc
 
         if self._transform is None:
-            from timm.data import create_transform
-
             self._transform = create_transform(**self.image_config, is_training=False)
-        size = self.image_config["input_size"]
+        size = tuple(self.image_config["input_size"])
         pix = torch.zeros((len(records), *size))
         mask = torch.zeros(len(records), dtype=torch.bool)
         for i, rec in enumerate(records):
             img = images[i] if images is not None else paths[i]
-            if img is None or img == "":
+            if self._no_image(img):
                 continue
             if isinstance(img, (str, bytes)) or hasattr(img, "__fspath__"):
-                import os
-
-                if not os.path.exists(img):
+                if not os.path.isfile(img):
                     rid = rec.get("id") if isinstance(rec, dict) else i
-                    raise RecordError(rid, "image", f"image file not found: {img}")
-                img = Image.open(img)
+                    raise RecordError(rid, "image", f"image file not found: {os.fsdecode(img)}")
+                with Image.open(img) as opened:
+                    img = opened.convert("RGB")
             elif isinstance(img, np.ndarray):
                 img = Image.fromarray(img)
             elif isinstance(img, torch.Tensor):
+                if tuple(img.shape) != size:
+                    rid = rec.get("id") if isinstance(rec, dict) else i
+                    raise RecordError(rid, "image", f"pixel tensor of shape {tuple(img.shape)}, expected {size}")
                 pix[i], mask[i] = img, True
                 continue
             pix[i] = self._transform(img.convert("RGB"))

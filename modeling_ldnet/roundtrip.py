@@ -13,15 +13,13 @@ from dataclasses import dataclass, field
 import torch
 
 #: Why a gold item may not come back. ``truncated``: outside every window / max_length; ``no_token``: the span
-#: covers no token (whitespace only); ``repeated_node``: two parts share a boundary token (e.g. head == tail),
-#: which a chain cannot encode (SPEC §5.3); ``too_many_parts``: more fragments than ``max_parts``;
+#: covers no token (whitespace only); ``too_many_parts``: more fragments than ``max_parts``;
 #: ``subword_boundary``: a span boundary falls inside a token, so the decoded offsets snap to the token;
 #: ``label_collision``: one label string used by two tasks of the same tag namespace (the first task types it);
 #: ``link_interference``: encoded correctly but links of other tuples of the record change the decoded chain.
 MISS_CATEGORIES = (
     "truncated",
     "no_token",
-    "repeated_node",
     "too_many_parts",
     "subword_boundary",
     "label_collision",

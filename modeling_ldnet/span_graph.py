@@ -7,7 +7,8 @@ Channels (SPEC §3.2): 0 NNW/AS (consecutive nodes), 1 NSW/A2A (last node of a p
 Decoding (SPEC §5.4, our version): instead of enumerating every walk of the NNW graph (exponential, §5.3), we
 search from each schema tag only the chain shapes its task can be typed as (entity = 2 parts, relation = 3,
 hyper-relation = 3 or 5, ...), with parts of one or two *text* nodes (``i < j``), within-part edges NNW without
-NSW, cross-part edges NNW with NSW, simple paths only, closed by THW. Row-wise top-k on NNW and a budget of search
+NSW, cross-part edges NNW with NSW (a part may start on the token where the previous one ended: a self-loop),
+closed by THW. Row-wise top-k on NNW and a budget of search
 steps per record bound the work on any score grid; ``plain_decode`` is the unbounded brute-force definition the
 fast one is tested against.
 """
@@ -153,34 +154,38 @@ def decode_chains(
             continue
         hyper = info.task == "hyper_rel"
         lo_c, hi_c = min(counts), max(counts)
-        # iterative DFS over part sequences; stack items: (parts, used nodes)
-        stack: list[tuple[tuple[Part, ...], frozenset[int]]] = [(((s,),), frozenset((s,)))]
+        # iterative DFS over part sequences, bounded by the part count (nodes may repeat: two parts can share a
+        # boundary token, e.g. an aspect and its opinion; the shared token is linked to itself NNW+NSW)
+        stack: list[tuple[Part, ...]] = [((s,),)]
         while stack:
             res.steps += 1
             if res.steps > budget:
                 res.budget_exhausted = True
                 break
-            parts, used = stack.pop()
+            parts = stack.pop()
             n, last = len(parts), parts[-1][-1]
             if n >= lo_c and n in counts and thw[last, s]:
                 res.chains.add(parts)
             if n >= hi_c:
                 continue
-            children: list[tuple[tuple[Part, ...], frozenset[int]]] = []
-            for y1 in succ(last):
-                if not nsw[last, y1] or y1 in used:
+            children: list[tuple[Part, ...]] = []
+            nexts = succ(last)
+            if nnw[last, last] and is_text(last):
+                nexts = [last] + nexts
+            for y1 in nexts:
+                if not nsw[last, y1]:
                     continue
                 if hyper and n == 3:
                     q = tags.get(y1)
                     if q is not None and q.ns == "lr":
-                        children.append((parts + ((y1,),), used | {y1}))
+                        children.append(parts + ((y1,),))
                     continue
                 if not is_text(y1):
                     continue
-                children.append((parts + ((y1,),), used | {y1}))
+                children.append(parts + ((y1,),))
                 for z in succ(y1):
-                    if z > y1 and is_text(z) and not nsw[y1, z] and z not in used:
-                        children.append((parts + ((y1, z),), used | {y1, z}))
+                    if z > y1 and is_text(z) and not nsw[y1, z]:
+                        children.append(parts + ((y1, z),))
             stack.extend(reversed(children))  # best-scoring first
     if plain_text_mode and not res.budget_exhausted:
         for s in range(lo, hi):
@@ -220,19 +225,21 @@ def _typed_chain_ok(
 def plain_decode(
     y: np.ndarray, tags: dict[int, LabelInfo], text_range: tuple[int, int], plain_text_mode: bool, max_parts: int = 8
 ) -> set[Chain]:
-    """Unbounded reference: every simple NNW path s -> ... -> e closed by THW(e, s), split at NSW edges, kept when
-    every part has at most 2 nodes and the shape is typeable. Exponential; tests only."""
+    """Unbounded reference: every NNW walk (nodes may repeat) from a possible chain start s (a schema tag, or a text
+    token in ``[TP]`` mode) closed by THW(e, s), split at NSW edges, kept when every part has at most 2 nodes and the
+    shape is typeable. Exponential in the walk length; tests only."""
     nnw, nsw, thw = y[NNW], y[NSW], y[THW]
     n = nnw.shape[0]
     out: set[Chain] = set()
-    max_nodes = 2 * max(max_parts, 5)
+    max_parts_any = max(max_parts, 5)
+    max_nodes = 2 * max_parts_any
     for s in range(n):
         if nnw[s, s] and thw[s, s]:
             chain = ((s,),)
             if _typed_chain_ok(chain, tags, text_range, plain_text_mode, max_parts):
                 out.add(chain)
 
-    def walk(path: list[int]) -> None:
+    def walk(path: list[int], n_parts: int, part_len: int) -> None:
         last = path[-1]
         if len(path) >= 2 and thw[last, path[0]]:
             parts: list[list[int]] = [[path[0]]]
@@ -241,18 +248,22 @@ def plain_decode(
                     parts.append([b])
                 else:
                     parts[-1].append(b)
-            if all(len(p) <= 2 for p in parts):
-                chain = tuple(tuple(p) for p in parts)
-                if _typed_chain_ok(chain, tags, text_range, plain_text_mode, max_parts):
-                    out.add(chain)
+            chain = tuple(tuple(p) for p in parts)
+            if _typed_chain_ok(chain, tags, text_range, plain_text_mode, max_parts):
+                out.add(chain)
         if len(path) >= max_nodes:
             return
         for nxt in np.flatnonzero(nnw[last]).tolist():
-            if nxt not in path:
-                walk(path + [nxt])
+            # prune walks that can never be typed: parts only grow (<= 2 nodes each), and so does their count
+            if nsw[last, nxt]:
+                if n_parts < max_parts_any:
+                    walk(path + [nxt], n_parts + 1, 1)
+            elif part_len < 2:
+                walk(path + [nxt], n_parts, part_len + 1)
 
-    for s in range(n):
-        walk([s])
+    starts = sorted(tags) + (list(range(*text_range)) if plain_text_mode else [])
+    for s in starts:
+        walk([s], 1, 1)
     return out
 
 
