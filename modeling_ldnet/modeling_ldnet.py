@@ -196,6 +196,18 @@ class LDNetModel(LDNetPreTrainedModel):
         self.config.encoder_config = self.plm.config
         return emb
 
+    def save_pretrained(self, save_directory, *args, model_card=None, **kwargs):
+        """``PreTrainedModel.save_pretrained``, then the model card ``README.md`` (and the ``universal-ie`` pipeline
+        code, so the folder works with ``pipeline(..., trust_remote_code=True)``); see ``modelcard_ldnet``.
+
+        ``model_card``: extra card information (``schema``, ``training_data``, ``metrics``, ...) or ``False``.
+        """
+        from .modelcard_ldnet import save_model_folder
+
+        return save_model_folder(
+            self, super().save_pretrained, save_directory, *args, model_card=model_card, **kwargs
+        )
+
     # -- forward --------------------------------------------------------------------------------------------
     def _gate(self, lhat: torch.Tensor, length: int) -> torch.Tensor:
         """Broadcast ``lhat`` to ``[B, C|1, L, L]`` along the configured axis (eq 16), with the drop-rate ablation."""

@@ -60,8 +60,9 @@ def normalize_record(record: dict[str, Any]) -> dict[str, Any]:
         "text": record.get("text") or "",
         "bg": record.get("bg") or "",
     }
-    if record.get("image") not in (None, ""):
-        out["image"] = record["image"]
+    image = record.get("image")
+    if image is not None and not (isinstance(image, str) and image == ""):  # path, PIL image, array or tensor
+        out["image"] = image
     schema_in = record.get("schema") or {}
     if not isinstance(schema_in, dict):
         raise RecordError(rid, "schema", f"expected a dict, got {type(schema_in).__name__}")

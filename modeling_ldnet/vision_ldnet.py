@@ -24,12 +24,21 @@ from .configuration_ldnet import LDNetConfig
 _HEAD_PREFIXES = ("head.", "head_drop.")
 
 
+def _timm():
+    # inside try: transformers' remote-code import check then does not demand timm from text-only checkpoints
+    try:
+        import timm
+    except ImportError as exc:  # pragma: no cover - timm is a dependency of the package
+        raise ImportError("LDNet image fusion needs `timm` (pip install timm)") from exc
+    return timm
+
+
 def build_vit(config: LDNetConfig) -> nn.Module:
     """The timm image encoder of ``config``: never downloaded (``pretrained=False``), classifier head removed.
 
     ``config.vision_weights_path`` (a local safetensors file) is loaded when given; a missing file is an error.
     """
-    import timm
+    timm = _timm()
 
     kwargs = {**(config.vision_config or {}), "pretrained": False, "num_classes": 0}
     vit = timm.create_model(config.vision_model_name, **kwargs)
@@ -63,8 +72,7 @@ def vision_data_config(vit_or_model: nn.Module) -> dict[str, Any]:
 
     ``input_size`` follows the ViT actually built (a ``img_size`` override in ``vision_config`` included).
     """
-    from timm.data import resolve_model_data_config
-
+    resolve_model_data_config = _timm().data.resolve_model_data_config
     vit = vit_or_model
     if hasattr(vit, "vision") and isinstance(vit.vision, LDNetVisionFusion):
         vit = vit.vision
@@ -98,7 +106,7 @@ class LDNetVisionFusion(nn.Module):
         self.fusion_mode = config.fusion_mode
         self.max_length = int(getattr(config, "max_seq_length", None) or 512)
         self.vit = build_vit(config)
-        d_v = int(getattr(self.vit, "num_features", 0) or getattr(self.vit, "embed_dim"))
+        d_v = int(getattr(self.vit, "num_features", 0) or self.vit.embed_dim)
         if config.vision_hidden_size not in (None, d_v):
             raise ValueError(
                 f"LDNetConfig.vision_hidden_size={config.vision_hidden_size} but {config.vision_model_name} "
@@ -131,9 +139,11 @@ class LDNetVisionFusion(nn.Module):
         else:
             self.expand = nn.Linear(d_h, self.max_length * d_h)
 
-    def train(self, mode: bool = True) -> "LDNetVisionFusion":
+    def train(self, mode: bool = True) -> LDNetVisionFusion:
         super().train(mode)
         if self.freeze_vision:
+            # from_pretrained swaps in new Parameters (requires_grad=True) and then calls eval(): re-freeze here
+            self.vit.requires_grad_(False)
             self.vit.eval()
         return self
 
