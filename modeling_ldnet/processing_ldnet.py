@@ -569,18 +569,26 @@ class LDNetProcessor(ProcessorMixin):
             )
             self.last_decode_budget_exhausted += res.budget_exhausted
             records_meta.setdefault(meta.record_index, meta)
-            for chain in res.chains:
-                score = float(min(probs[c, i, j] for c, i, j in chain_links(chain)))
+            chain_score = {
+                chain: float(min(probs[c, i, j] for c, i, j in chain_links(chain))) for chain in res.chains
+            }
+            for chain, score in chain_score.items():
                 for item in interpret_chains([chain], meta.tags, meta.schema, meta.plain_text_mode):
                     if item[0] == "event":
                         continue
                     key = self._char_item(item, meta)
                     merged[meta.record_index][key] = max(score, merged[meta.record_index].get(key, 0.0))
-            # events need all chains of the window together (triggers + arguments)
+            # events need all chains of the window together (triggers + arguments); the event's score is the
+            # smallest link probability over its trigger chain and its argument chains
+            tag_of = {(info.ns, info.string): idx for idx, info in meta.tags.items()}
             for item in interpret_chains(res.chains, meta.tags, meta.schema, meta.plain_text_mode):
                 if item[0] == "event":
+                    _, etype, trig, args = item
+                    parts = [((tag_of[("lm", etype)],), trig)]
+                    parts += [((tag_of[("lr", role)],), trig, arg) for role, arg in args]
+                    score = min(chain_score.get(ch, 1.0) for ch in parts)
                     key = self._char_item(item, meta)
-                    merged[meta.record_index][key] = merged[meta.record_index].get(key, 1.0)
+                    merged[meta.record_index][key] = max(score, merged[meta.record_index].get(key, 0.0))
         return [
             self._to_ans(merged[r], records_meta[r].text if r in records_meta else "", return_scores)
             for r in range(n_records)
@@ -651,6 +659,8 @@ class LDNetProcessor(ProcessorMixin):
                     arg = {"role": role, **sp(s)}
                     if arg not in d["args"]:
                         d["args"].append(arg)
+                if return_scores:
+                    d["score"] = max(d.get("score", 0.0), round(score, 6))
             elif kind == "span":
                 ans.setdefault("span", []).append(scored(sp(key[1]), score))
         for key, d in events.items():

@@ -230,6 +230,7 @@ def test_decoded_offsets_slice_to_mentions(proc):
             for part in [x["head"], x["tail"]] + x.get("qualifiers", []):
                 assert text[part["span"][0] : part["span"][1]] == part["text"]
         for ev in ans.get("event", []):
+            assert ev["score"] > 0.99
             for part in [ev["trigger"]] + ev["args"]:
                 assert text[part["span"][0] : part["span"][1]] == part["text"]
         assert ans_keys(ans) == ans_keys(rec["ans"])
