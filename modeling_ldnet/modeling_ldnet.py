@@ -123,6 +123,8 @@ class LDNetPreTrainedModel(PreTrainedModel):
     base_model_prefix = "ldnet"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    # the loss is a per-batch mean: Trainer must scale it for gradient accumulation itself
+    accepts_loss_kwargs = False
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range

@@ -1,0 +1,111 @@
+"""examples/run_uie.py (= ldnet-train): outputs, resume, teacher -> student, and 1 vs 2 processes (gloo)."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import ldnet_tiny as T
+import pytest
+
+from trainers.cli import teacher_scores_main, train_main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run_uie")
+    ckpt = T.save_tiny_checkpoint(root / "ckpt")
+    proc = T.processor()
+    data = root / "data"
+    T.write_jsonl(data / "train.jsonl", T.equal_length_records(proc, 16, seed=31))
+    T.write_jsonl(data / "dev.jsonl", T.make_records(6, seed=32, split="dev"))
+    T.write_jsonl(data / "test.jsonl", T.make_records(5, seed=33, split="test"))
+    return root, ckpt, data
+
+
+COMMON = [
+    "--learning_rate", "1e-3", "--head_learning_rate", "1e-2", "--logging_steps", "1", "--disable_tqdm", "true",
+    "--report_to", "none", "--dataloader_pin_memory", "false",
+]
+
+
+def test_outputs_resume_and_student(setup):
+    root, ckpt, data = setup
+    out = root / "teacher"
+    base = ["--model_name_or_path", str(ckpt), "--data_dir", str(data), "--output_dir", str(out), "--use_cpu",
+            "--per_device_train_batch_size", "4", "--eval_strategy", "steps", "--eval_steps", "2",
+            "--save_strategy", "steps", "--save_steps", "2", *COMMON]
+    res = train_main([*base, "--max_steps", "4", "--load_best_model_at_end"])
+    for key in ("train_loss", "eval_rel_strict_f1", "eval_ent_f1", "eval_loss", "test_rel_strict_f1", "test_ent_f1"):
+        assert key in res, key
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and state["best_model_checkpoint"] is not None
+    ckpt_state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
+    stopper = ckpt_state["stateful_callbacks"]["EarlyStoppingCallback"]  # patience-3 early stopping is active
+    assert stopper["args"]["early_stopping_patience"] == 3
+    preds = [json.loads(line) for line in (out / "test_predictions.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in preds] == [f"tiny.test.{i}" for i in range(5)] and all("ans" in p for p in preds)
+    for name in ("train_results.json", "eval_results.json", "test_results.json", "all_results.json"):
+        assert (out / name).is_file(), name
+    # the saved folder is a complete LDNet checkpoint (model + processor) and has the F1 as selection metric
+    assert (out / "processor_config.json").is_file() and (out / "model.safetensors").is_file()
+    assert ckpt_state["best_metric"] is not None
+    assert json.loads((out / "eval_results.json").read_text())["eval_rel_strict_f1"] == res["eval_rel_strict_f1"]
+
+    # resume the same run to 6 steps from the last checkpoint
+    res2 = train_main([*base, "--max_steps", "6", "--resume_from_checkpoint", "auto", "--do_train"])
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 6
+    assert "eval_rel_strict_f1" not in res2  # --do_train only
+
+    # teacher scores of the trained model, then a distilled student started from the initial checkpoint
+    teacher_scores_main(["--model", str(out), "--data", str(data), "--split", "train", "--out", str(root / "ts")])
+    res3 = train_main(["--model_name_or_path", str(ckpt), "--data_dir", str(data), "--output_dir", str(root / "st"),
+                       "--use_cpu", "--max_steps", "2", "--per_device_train_batch_size", "4", "--save_strategy", "no",
+                       "--teacher_scores", str(root / "ts"), "--distill_weight", "0.5", "--do_train", *COMMON])
+    assert res3["train_distill_features"] == 8 and res3["train_distill_missing"] == 0
+    assert res3["train_distill_hash_mismatch"] == 0
+    log = json.loads((root / "st" / "trainer_state.json").read_text())["log_history"][0]
+    assert log["distill_loss"] > 0 and "span_graph_loss" in log and "label_drop_loss" in log
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_one_and_two_processes_give_the_same_eval_metric(setup):
+    """`accelerate launch --cpu --num_processes 2 examples/run_uie.py` runs 2 gloo ranks and, with the same global
+    batch (2 x 2 vs 1 x 4, equal-length records, no dropout), ends with the same dev metrics as 1 process."""
+    root, ckpt, data = setup
+    args = ["--model_name_or_path", str(ckpt), "--data_dir", str(data), "--max_steps", "3", "--save_strategy", "no",
+            "--eval_strategy", "no", "--do_train", "--do_eval", *COMMON]
+    accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or "accelerate"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+    env.pop("LDNET_NO_RELAUNCH", None)
+    cmd = [accelerate, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "--main_process_port", str(_free_port()), str(REPO / "examples" / "run_uie.py"),
+           *args, "--output_dir", str(root / "p2"), "--per_device_train_batch_size", "2"]
+    log = root / "p2.log"
+    with open(log, "w") as fh:  # the 2-process job runs while this process does the 1-process run
+        job = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
+        try:
+            one = train_main([*args, "--output_dir", str(root / "p1"), "--per_device_train_batch_size", "4", "--use_cpu"])
+            rc = job.wait(timeout=300)
+        finally:
+            if job.poll() is None:
+                job.kill()
+    assert rc == 0, log.read_text()[-5000:]
+    two = json.loads((root / "p2" / "all_results.json").read_text())
+    assert one["train_world_size"] == 1 and two["train_world_size"] == 2
+    for key in ("eval_rel_strict_f1", "eval_ent_f1", "eval_general_f1", "eval_rel_strict_tp", "eval_ent_fp"):
+        assert two[key] == pytest.approx(one[key], abs=1e-9), key
+    assert two["eval_loss"] == pytest.approx(one["eval_loss"], rel=1e-4)
+    assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)
