@@ -490,7 +490,10 @@ def test_evaluate_load_offline_in_fresh_process(tmp_path):
     )
     script = textwrap.dedent(
         f"""
-        import json, sys
+        import json, os, sys
+        sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != {str(METRIC_DIR.parents[2])!r}]
+        sys.meta_path[:] = [f for f in sys.meta_path
+                            if "editable" not in (str(getattr(f, "__module__", "")) + type(f).__module__).lower()]
         import evaluate
         import importlib.util
         assert importlib.util.find_spec("trainers") is None  # the script cannot lean on the repository
