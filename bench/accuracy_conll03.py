@@ -1,0 +1,312 @@
+#!/usr/bin/env python
+"""CoNLL03 NER: LDNet vs ``AutoModelForTokenClassification`` (BIO) on the same encoder, budget, seed and test subset.
+
+* Data: ``processing.convert_benchmark("conll03", shared/data/conll03)`` records. The baseline's word-level tokens
+  are the record text split on single spaces (the converter joins the CoNLL tokens with one space, so the char
+  offsets of ``ans.ent`` map exactly onto words); BIO tags from the entity spans; labels on the first sub-token.
+* Both models start from the packaged all-MiniLM-L6-v2 and train with the same ``LDNetTrainingArguments``:
+  batch size, seed, encoder lr / head lr (``trainers.ldnet_parameter_groups``, SPEC §7.1 AdamW settings), constant
+  LR after ``--warmup_steps`` (a wall-time budget has no known step total for a cosine schedule), for
+  ``--max_minutes`` of training wall time each (``trainers.TimeLimitCallback``; data encoding excluded), one after
+  the other in the same process and thread count. No dev-set model selection (the final weights are evaluated).
+* Metrics on the same test subset: LDNet -> entity strict F1 (``trainers.metrics.compute_uie_metrics``: exact
+  (type, char span)); baseline -> seqeval entity F1 (default conlleval-style chunking, and ``mode="strict"``
+  IOB2), which counts the same unit; the baseline's BIO output is also converted to spans and scored with
+  ``compute_uie_metrics`` as a cross-check.
+
+    python bench/accuracy_conll03.py --max_minutes 60 --test_limit 0        # the full run (lead)
+    python bench/accuracy_conll03.py --max_minutes 2 --train_limit 2000 --test_limit 300   # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C
+import numpy as np
+import torch
+
+ENT_TYPES = ["person", "location", "organization", "miscellaneous"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# records -> BIO
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def record_to_bio(rec: dict, types: list[str]) -> tuple[list[str], list[str]]:
+    """Words (text split on single spaces) and their BIO tags from ``ans.ent`` char spans."""
+    words = rec["text"].split(" ")
+    starts, pos = [], 0
+    for w in words:
+        starts.append(pos)
+        pos += len(w) + 1
+    tags = ["O"] * len(words)
+    for e in (rec.get("ans") or {}).get("ent") or []:
+        s, t = e["span"]
+        idx = [k for k, (a, w) in enumerate(zip(starts, words)) if a >= s and a + len(w) <= t and w]
+        if not idx or e["type"] not in types:
+            continue
+        tags[idx[0]] = f"B-{e['type']}"
+        for k in idx[1:]:
+            tags[k] = f"I-{e['type']}"
+    return words, tags
+
+
+def bio_to_ans(words: list[str], tags: list[str]) -> dict:
+    """BIO tags -> unified ``ans`` (char spans over the space-joined words), seqeval's chunking rules."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    starts, pos = [], 0
+    for w in words:
+        starts.append(pos)
+        pos += len(w) + 1
+    text = " ".join(words)
+    ents = []
+    for typ, a, b in get_entities(list(tags)):
+        s, t = starts[a], starts[b] + len(words[b])
+        ents.append({"type": typ, "text": text[s:t], "span": [s, t]})
+    return {"ent": ents}
+
+
+def bio_label_list(types: list[str]) -> list[str]:
+    return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
+
+
+class BIODataset(torch.utils.data.Dataset):
+    def __init__(self, tokenizer, records: list[dict], labels: list[str], max_length: int = 512):
+        self.items = []
+        lid = {lab: i for i, lab in enumerate(labels)}
+        types = sorted({lab[2:] for lab in labels if lab != "O"})
+        for rec in records:
+            words, tags = record_to_bio(rec, types)
+            enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
+            wid = enc.word_ids()
+            lab, prev = [], None
+            for w in wid:
+                lab.append(-100 if w is None or w == prev else lid[tags[w]])
+                prev = w
+            self.items.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": lab,
+                               "_word_ids": wid, "_words": words, "_tags": tags})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        it = self.items[i]
+        return {k: it[k] for k in ("input_ids", "attention_mask", "labels")}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# baseline
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def train_eval_token_cls(train_records: list[dict], test_records: list[dict], *, max_seconds: float | None,
+                         max_steps: int | None = None, seed: int = 1227, batch_size: int = 16, lr: float = 5e-5,
+                         head_lr: float = 5e-4, warmup_steps: int = 20, threads: int = 1,
+                         types: list[str] = ENT_TYPES) -> dict:
+    """Same budget/optimiser recipe as :func:`_common.train_eval_ldnet`, for a BIO token classifier."""
+    import tempfile
+
+    from seqeval.metrics import (
+        classification_report,
+        f1_score,
+        precision_score,
+        recall_score,
+    )
+    from seqeval.scheme import IOB2
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        set_seed,
+    )
+
+    from trainers import TimeLimitCallback, ldnet_parameter_groups
+    from trainers.metrics import compute_uie_metrics, flatten
+    from trainers.trainer import DEFAULT_NO_DECAY_PATTERN
+
+    C.quiet_transformers()
+    torch.set_num_threads(threads)
+    set_seed(seed)
+    labels = bio_label_list(types)
+    tok = AutoTokenizer.from_pretrained(str(C.minilm_path()))
+    model = AutoModelForTokenClassification.from_pretrained(
+        str(C.minilm_path()), num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={v: k for k, v in enumerate(labels)})
+    prefix = model.base_model_prefix + "."
+
+    class BaselineTrainer(Trainer):
+        def create_optimizer(self, model=None):  # the same parameter groups / AdamW settings as LDNetTrainer
+            if self.optimizer is None:
+                a = self.args
+                groups = ldnet_parameter_groups(self.model if model is None else model, a.learning_rate,
+                                                a.head_learning_rate, a.weight_decay, DEFAULT_NO_DECAY_PATTERN,
+                                                encoder_prefix=prefix)
+                cls, kw = self.get_optimizer_cls_and_kwargs(a, self.model)
+                kw = {k: v for k, v in kw.items() if k not in ("params", "model")}
+                self.optimizer = cls(groups, **kw)
+            return self.optimizer
+
+    train_ds = BIODataset(tok, train_records, labels)
+    test_ds = BIODataset(tok, test_records, labels)
+    with tempfile.TemporaryDirectory() as tmp:
+        args = C.training_args(tmp, batch_size=batch_size, lr=lr, head_lr=head_lr, seed=seed, max_steps=max_steps,
+                               warmup_steps=warmup_steps)
+        clock = C.step_clock()
+        callbacks = ([TimeLimitCallback(max_seconds)] if max_seconds else []) + [clock]
+        trainer = BaselineTrainer(model=model, args=args, train_dataset=train_ds,
+                                  data_collator=DataCollatorForTokenClassification(tok), callbacks=callbacks)
+        trainer.train()
+        torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        out = trainer.predict(test_ds)
+        eval_s = time.perf_counter() - t0
+    pred_ids = np.argmax(out.predictions, axis=-1)
+    y_true, y_pred, pred_ans = [], [], []
+    for it, row in zip(test_ds.items, pred_ids):
+        tags = ["O"] * len(it["_words"])
+        prev = None
+        for k, w in enumerate(it["_word_ids"]):
+            if w is not None and w != prev and k < len(row):
+                tags[w] = labels[int(row[k])]
+            prev = w
+        y_true.append(it["_tags"])
+        y_pred.append(tags)
+        pred_ans.append(bio_to_ans(it["_words"], tags))
+    uie = flatten(compute_uie_metrics(pred_ans, [r.get("ans") or {} for r in test_records], tasks=["ent"]))
+    metrics = {
+        "seqeval_f1": f1_score(y_true, y_pred),
+        "seqeval_precision": precision_score(y_true, y_pred),
+        "seqeval_recall": recall_score(y_true, y_pred),
+        "seqeval_strict_iob2_f1": f1_score(y_true, y_pred, mode="strict", scheme=IOB2),
+        "uie_ent_f1_crosscheck": float(uie.get("ent_f1", float("nan"))),
+    }
+    return {"metrics": metrics, "steps": clock.steps, "train_seconds": clock.seconds,
+            "records_seen": clock.steps * batch_size, "eval_seconds": eval_s,
+            "report": classification_report(y_true, y_pred, output_dict=False, zero_division=0),
+            "predictions": pred_ans}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# driver
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def select(records: list[dict], limit: int | None, seed: int) -> list[dict]:
+    """A deterministic random subset (``limit`` <= 0 or None: all), in the original order."""
+    if not limit or limit <= 0 or limit >= len(records):
+        return list(records)
+    idx = sorted(random.Random(seed).sample(range(len(records)), limit))
+    return [records[i] for i in idx]
+
+
+def run(train_records: list[dict], test_records: list[dict], *, max_minutes: float | None = 2.0,
+        max_steps: int | None = None, seed: int = 1227, batch_size: int = 16, lr: float = 5e-5,
+        head_lr: float = 5e-4, warmup_steps: int = 20, threads: int = 1, order: str = "ldnet_first") -> dict:
+    """Train and evaluate both models; returns ``{"ldnet": ..., "token_cls": ..., "summary": ...}``."""
+    budget = max_minutes * 60 if max_minutes else None
+    kw = {"max_seconds": budget, "max_steps": max_steps, "seed": seed, "batch_size": batch_size, "lr": lr,
+          "head_lr": head_lr, "warmup_steps": warmup_steps, "threads": threads}
+    res: dict[str, Any] = {}
+    runs = [("ldnet", lambda: C.train_eval_ldnet(train_records, test_records, **kw)),
+            ("token_cls", lambda: train_eval_token_cls(train_records, test_records, **kw))]
+    if order != "ldnet_first":
+        runs.reverse()
+    for name, fn in runs:
+        t0 = time.perf_counter()
+        res[name] = fn()
+        print(f"[accuracy_conll03] {name}: {res[name]['steps']} steps in {res[name]['train_seconds']:.0f}s, "
+              f"metrics {_short(res[name]['metrics'])} ({time.perf_counter() - t0:.0f}s in all)", flush=True)
+    ld, tc = res["ldnet"]["metrics"], res["token_cls"]["metrics"]
+    res["summary"] = {
+        "ldnet_entity_strict_f1": ld.get("test_ent_f1"),
+        "token_cls_seqeval_f1": tc["seqeval_f1"],
+        "token_cls_seqeval_strict_f1": tc["seqeval_strict_iob2_f1"],
+        "token_cls_uie_ent_f1": tc["uie_ent_f1_crosscheck"],
+        "delta_f1_ldnet_minus_token_cls": (ld.get("test_ent_f1") or 0.0) - tc["seqeval_f1"],
+        "ldnet_steps": res["ldnet"]["steps"],
+        "token_cls_steps": res["token_cls"]["steps"],
+        "train_records": len(train_records),
+        "test_records": len(test_records),
+        "budget_minutes_each": max_minutes,
+        "max_steps": max_steps,
+        "seed": seed,
+        "batch_size": batch_size,
+        "encoder_lr": lr,
+        "head_lr": head_lr,
+        "warmup_steps": warmup_steps,
+        "threads": threads,
+    }
+    return res
+
+
+def _short(m: dict) -> str:
+    keys = ("test_ent_f1", "test_ent_precision", "test_ent_recall", "seqeval_f1", "seqeval_strict_iob2_f1",
+            "uie_ent_f1_crosscheck")
+    return ", ".join(f"{k}={m[k]:.4f}" for k in keys if k in m)
+
+
+def plot(res: dict, name: str = "accuracy_conll03"):
+    plt = C.pyplot()
+    s = res["summary"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    labels = ["LDNet\n(entity strict F1)", "TokenCls BIO\n(seqeval F1)", "TokenCls BIO\n(seqeval strict)"]
+    vals = [100 * (s["ldnet_entity_strict_f1"] or 0), 100 * s["token_cls_seqeval_f1"],
+            100 * s["token_cls_seqeval_strict_f1"]]
+    bars = ax.bar(labels, vals, color=["C1", "C0", "C0"])
+    for b, v in zip(bars, vals):
+        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.2f}", ha="center", va="bottom")
+    ax.set_ylabel("F1 (%)")
+    ax.set_title(f"CoNLL03 test ({s['test_records']} sent.), MiniLM-L6, {s['budget_minutes_each']} min each "
+                 f"(steps {s['ldnet_steps']} / {s['token_cls_steps']})", fontsize=8)
+    fig.tight_layout()
+    p = C.plot_path(name)
+    fig.savefig(p, dpi=120)
+    plt.close(fig)
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--max_minutes", type=float, default=2.0, help="training wall-time budget of EACH model")
+    ap.add_argument("--max_steps", type=int, default=None, help="optional step cap (both models)")
+    ap.add_argument("--train_limit", type=int, default=0, help="random training subset (0: all 14041)")
+    ap.add_argument("--test_limit", type=int, default=1000, help="random test subset (0: all 3453)")
+    ap.add_argument("--seed", type=int, default=1227)
+    ap.add_argument("--batch_size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=5e-5, help="encoder learning rate (both)")
+    ap.add_argument("--head_lr", type=float, default=5e-4, help="learning rate of the heads (both)")
+    ap.add_argument("--warmup_steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--order", choices=["ldnet_first", "token_cls_first"], default="ldnet_first")
+    ap.add_argument("--data_dir", default=None, help="CoNLL03 source folder (default: shared/data/conll03)")
+    ap.add_argument("--name", default="accuracy_conll03")
+    args = ap.parse_args(argv)
+    train = select(C.load_split("conll03", "train", args.data_dir), args.train_limit, args.seed)
+    test = select(C.load_split("conll03", "test", args.data_dir), args.test_limit, args.seed + 1)
+    res = run(train, test, max_minutes=args.max_minutes, max_steps=args.max_steps, seed=args.seed,
+              batch_size=args.batch_size, lr=args.lr, head_lr=args.head_lr, warmup_steps=args.warmup_steps,
+              threads=args.threads, order=args.order)
+    out = {k: {kk: vv for kk, vv in v.items() if kk != "predictions"} if isinstance(v, dict) else v
+           for k, v in res.items()}
+    print(res["token_cls"]["report"])
+    s = res["summary"]
+    print(f"[accuracy_conll03] LDNet entity strict F1 {s['ldnet_entity_strict_f1']:.4f} vs TokenCls seqeval F1 "
+          f"{s['token_cls_seqeval_f1']:.4f} (strict IOB2 {s['token_cls_seqeval_strict_f1']:.4f}, as UIE spans "
+          f"{s['token_cls_uie_ent_f1']:.4f}); delta {s['delta_f1_ldnet_minus_token_cls']:+.4f}")
+    path = C.write_json(args.name, out)
+    print(f"wrote {path} and {plot(res, args.name)}")
+    return res
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Smoke test of the bench/ scripts: each core function runs on a tiny configuration and returns the expected keys.
+
+No timing assertions (the benches report ratios measured interleaved; see bench/RESULTS.md).
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _no_result_files(tmp_path, monkeypatch):
+    """The core functions return dicts; keep any file they might write out of the repository."""
+    import _common
+
+    monkeypatch.setattr(_common, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(_common, "PLOTS_DIR", tmp_path / "plots")
+
+
+def ner_records(n, seed=0):
+    from speed_inference import fallback_source
+
+    return fallback_source(n, seed)
+
+
+def test_speed_inference_core():
+    import speed_inference as si
+    import torch
+
+    threads = torch.get_num_threads()
+    res = si.run(configs=[(2, 40)], records_per_config={2: 2}, repeats=1, decoder_repeats=1,
+                 decoder_records=4, noise=[(8.0, 1.0)], finetune_steps=0, with_untrained=False, skip_memory=True,
+                 source=ner_records(40), reference_timeout_s=10)
+    torch.set_num_threads(threads)
+    assert {"throughput", "decoder", "goals"} <= set(res)
+    t = res["throughput"][0]
+    assert {"records_per_s", "ratio_ldnet_path_vs_encoder", "split_fraction", "mean_tokens"} <= set(t)
+    assert set(t["split_fraction"]) == {"encode", "forward", "decode"}
+    d = res["decoder"][0]
+    assert d["identical_to_plain"] is True and d["speedup_vs_plain"] > 0 and "speedup_vs_mirror" in d
+    paths = si.plot(res, "smoke_speed_inference")
+    assert all(p.is_file() for p in paths)
+
+
+def test_speed_inference_memory_child():
+    import speed_inference as si
+    import torch
+
+    threads = torch.get_num_threads()
+    row = si.memory_child("ldnet_forward", 32, 1, 1)
+    torch.set_num_threads(threads)
+    assert {"peak_delta_mib", "rss_before_mib", "length", "mode"} <= set(row)
+    assert row["peak_delta_mib"] >= 0
+
+
+def test_speed_train_core():
+    import speed_train as st
+    import torch
+
+    threads = torch.get_num_threads()
+    res = st.run(batch_size=2, total_tokens=40, repeats=1, warmup=0, source=ner_records(40))
+    torch.set_num_threads(threads)
+    assert {"ratio_ldnet_vs_token_cls", "split_median_s", "seconds", "batch_shape"} <= set(res)
+    assert set(res["split_median_s"]) == {"ldnet", "token_cls"}
+    assert st.plot(res, "smoke_speed_train").is_file()
+
+
+def test_bio_roundtrip_and_accuracy_core():
+    import accuracy_conll03 as ac
+    import torch
+
+    rec = ner_records(1)[0]
+    words, tags = ac.record_to_bio(rec, ac.ENT_TYPES)
+    assert " ".join(words) == rec["text"]
+    assert ac.bio_to_ans(words, tags)["ent"] == sorted(rec["ans"]["ent"], key=lambda e: e["span"])
+    threads = torch.get_num_threads()
+    recs = ner_records(6)
+    res = ac.run(recs[:4], recs[4:], max_minutes=None, max_steps=1, batch_size=2, warmup_steps=0)
+    torch.set_num_threads(threads)
+    s = res["summary"]
+    assert {"ldnet_entity_strict_f1", "token_cls_seqeval_f1", "token_cls_uie_ent_f1"} <= set(s)
+    assert s["ldnet_steps"] == 1 and s["token_cls_steps"] == 1
+    # seqeval entity F1 and the UIE entity F1 of the same BIO predictions count the same unit
+    assert s["token_cls_seqeval_f1"] == pytest.approx(s["token_cls_uie_ent_f1"], abs=1e-9)
+
+
+def test_ablation_core():
+    import random
+
+    import ablation_label_drop as ab
+    import torch
+    from ldnet_tiny import make_record
+
+    rng = random.Random(0)
+    recs = [make_record(i, rng) for i in range(5)]
+    threads = torch.get_num_threads()
+    res = ab.run({"tiny": (recs[:3], recs[3:])}, settings=["off", "prob"], max_minutes=None, max_steps=1,
+                 batch_size=2, warmup_steps=0)
+    torch.set_num_threads(threads)
+    rows = res["results"]["tiny"]
+    assert set(rows) == {"off", "prob"}
+    assert all({"rel_strict_f1", "ent_f1", "steps"} <= set(r) for r in rows.values())
+    assert rows["off"]["config"] == {"use_label_drop": False}
+    assert ab.plot(res, "smoke_ablation").is_file()
