@@ -45,16 +45,25 @@ class LDNetOutput(ModelOutput):
     last_hidden_state: torch.FloatTensor | None = None
 
 
-def rope(x: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
+def rope_cos_sin(
+    length: int, dim: int, theta: float, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cos``/``sin`` of the RoPE angles ``pos * theta ** (-2m / dim)``, ``[length, dim / 2]`` each."""
+    inv_freq = theta ** (-torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim)
+    angles = torch.arange(length, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def rope(
+    x: torch.Tensor, theta: float = 10000.0, cos_sin: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> torch.Tensor:
     """Rotary position embedding with interleaved pairs (SPEC §4.3), positions ``0..L-1`` on dim -2.
 
     ``x[..., 2m], x[..., 2m+1]`` are rotated by angle ``pos * theta ** (-2m / d)``, so that
-    ``<R_i q, R_j k> = q^T R_{j-i} k`` (eq 10).
+    ``<R_i q, R_j k> = q^T R_{j-i} k`` (eq 10). ``cos_sin`` (from :func:`rope_cos_sin`) avoids recomputing the
+    angles when queries and keys are rotated alike.
     """
-    length, dim = x.shape[-2], x.shape[-1]
-    inv_freq = theta ** (-torch.arange(0, dim, 2, device=x.device, dtype=torch.float32) / dim)
-    angles = torch.arange(length, device=x.device, dtype=torch.float32)[:, None] * inv_freq[None, :]
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    cos, sin = cos_sin if cos_sin is not None else rope_cos_sin(x.shape[-2], x.shape[-1], theta, x.device, x.dtype)
     x_even, x_odd = x[..., 0::2], x[..., 1::2]
     return torch.stack((x_even * cos - x_odd * sin, x_odd * cos + x_even * sin), dim=-1).flatten(-2)
 
@@ -73,7 +82,8 @@ class RoPEGlobalPointer(nn.Module):
         z = self.dense(hidden).view(b, length, self.num_channels, 2, self.head_dim)
         q, k = z[..., 0, :].transpose(1, 2), z[..., 1, :].transpose(1, 2)  # [B, C, L, d]
         if self.use_rope:
-            q, k = rope(q, self.rope_theta), rope(k, self.rope_theta)
+            cos_sin = rope_cos_sin(length, self.head_dim, self.rope_theta, q.device, q.dtype)
+            q, k = rope(q, cos_sin=cos_sin), rope(k, cos_sin=cos_sin)
         return torch.einsum("bcid,bcjd->bcij", q, k) / math.sqrt(self.head_dim)
 
 
