@@ -41,7 +41,7 @@ from typing import Any
 
 from .conll03 import NER_INSTRUCTION
 from .conll04 import JOINT_INSTRUCTION, RE_INSTRUCTION, as_bool, read_spert_json
-from .convert import ConversionReport, TokenText
+from .convert import ConversionReport, TokenText, load_jsonl_objects, read_split_files
 from .registry import Benchmark, SourceFormatError, register
 
 EE_INSTRUCTION = "Please identify the events and their arguments in the text."
@@ -166,34 +166,16 @@ def role_label(role: str) -> str:
     return role.lower().replace("-", " ").replace("_", " ")
 
 
-def _load_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SourceFormatError(path, lineno, f"invalid JSON: {exc.msg}") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("tokens"), list):
-                raise SourceFormatError(path, lineno, "expected an object with 'tokens'")
-            rows.append((lineno, obj))
-    return rows
-
-
 def read_ace05_evt(
     src_dir: Path, instruction: str = EE_INSTRUCTION, report: ConversionReport | None = None
 ) -> dict[str, Iterator[dict[str, Any]]]:
     """``{split: records}`` for OneIE's ``src_dir/{train,dev,test}.oneie.json``."""
     report = report or ConversionReport("ace05-evt")
-    data = {}
-    for split in ("train", "dev", "test"):
-        path = Path(src_dir) / f"{split}.oneie.json"
-        if path.is_file():
-            data[split] = (path, _load_jsonl(path))
-        else:
-            report.missing(split, path)
+    files = {split: f"{split}.oneie.json" for split in ("train", "dev", "test")}
+    data = read_split_files(
+        src_dir, files, lambda path, _: (path, load_jsonl_objects(path, "tokens", "expected an object with 'tokens'")),
+        report,
+    )
     roles: dict[str, set[str]] = defaultdict(set)
     for path, rows in data.values():
         for lineno, obj in rows:

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .convert import ConversionReport, TokenText
+from .convert import ConversionReport, TokenText, read_split_files
 from .registry import Benchmark, SourceFormatError, register
 
 DNER_INSTRUCTION = "Please identify possible entities from the given text and determine their types."
@@ -178,14 +178,8 @@ def read_splits(src_dir: Path, instruction: str = DNER_INSTRUCTION, report: Conv
                 ) -> dict[str, Iterator[dict[str, Any]]]:
     """``{split: records}`` for the SODNER CADEC files ``{train,dev,test}.json`` in ``src_dir``."""
     report = report or ConversionReport("cadec")
-    out = {}
-    for split in SPLITS:
-        path = Path(src_dir) / f"{split}.json"
-        if path.is_file():
-            out[split] = _records(path, split, instruction, report)
-        else:
-            report.missing(split, path)
-    return out
+    files = {split: f"{split}.json" for split in SPLITS}
+    return read_split_files(src_dir, files, lambda path, split: _records(path, split, instruction, report), report)
 
 
 register(

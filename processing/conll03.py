@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .convert import ConversionReport, TokenText
+from .convert import ConversionReport, TokenText, read_split_files
 from .registry import Benchmark, SourceFormatError, register
 
 NER_INSTRUCTION = "Please identify possible entities from the given text and determine their types."
@@ -119,14 +119,7 @@ def read_splits(
 ) -> dict[str, Iterator[dict[str, Any]]]:
     """``{split: records}`` for the CoNLL-2003 files in ``src_dir`` (missing files are reported, not fatal)."""
     report = report or ConversionReport("conll03")
-    out = {}
-    for split, fname in SPLIT_FILES.items():
-        path = Path(src_dir) / fname
-        if path.is_file():
-            out[split] = _read_split(path, split, instruction, report)
-        else:
-            report.missing(split, path)
-    return out
+    return read_split_files(src_dir, SPLIT_FILES, lambda path, split: _read_split(path, split, instruction, report), report)
 
 
 register(

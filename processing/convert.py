@@ -153,6 +153,39 @@ class ConversionReport:
         return self.summary()
 
 
+def read_split_files(
+    src_dir: str | Path, files: dict[str, str], reader: Any, report: ConversionReport
+) -> dict[str, Any]:
+    """``{split: reader(path, split)}`` for every ``files[split]`` under ``src_dir`` that exists; a missing file is
+    reported with ``report.missing`` (not fatal)."""
+    out: dict[str, Any] = {}
+    for split, fname in files.items():
+        path = Path(src_dir) / fname
+        if path.is_file():
+            out[split] = reader(path, split)
+        else:
+            report.missing(split, path)
+    return out
+
+
+def load_jsonl_objects(path: Path, required: str, expected: str) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank JSON line; a line that is not JSON or not an object holding a
+    list under ``required`` raises :class:`SourceFormatError` (``expected`` describes the format)."""
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SourceFormatError(path, lineno, f"invalid JSON: {exc.msg}") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get(required), list):
+                raise SourceFormatError(path, lineno, expected)
+            rows.append((lineno, obj))
+    return rows
+
+
 def _ordered(splits: Iterable[str]) -> list[str]:
     splits = list(splits)
     known = [s for s in SPLIT_ORDER if s in splits]

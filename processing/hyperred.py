@@ -24,27 +24,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .convert import ConversionReport, TokenText
+from .convert import ConversionReport, TokenText, load_jsonl_objects
 from .registry import Benchmark, SourceFormatError, register
 
 INSTRUCTION = "Please extract hyper relations from the text with the given schema."
 SPLIT_FILES = {"train": ("train.json", "train.jsonl"), "dev": ("dev.json", "dev.jsonl"), "test": ("test.json", "test.jsonl")}
-
-
-def _load(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SourceFormatError(path, lineno, f"invalid JSON: {exc.msg}") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("tokens"), list):
-                raise SourceFormatError(path, lineno, "expected an object with 'tokens', 'entities', 'relations'")
-            rows.append((lineno, obj))
-    return rows
 
 
 def _span(tt: TokenText, span: Any, path: Path, lineno: int) -> dict[str, Any]:
@@ -66,7 +50,7 @@ def read_splits(
         if path is None:
             report.missing(split, Path(src_dir) / names[0])
         else:
-            data[split] = (path, _load(path))
+            data[split] = (path, load_jsonl_objects(path, "tokens", "expected an object with 'tokens', 'entities', 'relations'"))
     relations, qualifiers = set(), set()
     for path, rows in data.values():
         for lineno, obj in rows:

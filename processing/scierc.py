@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .conll04 import JOINT_INSTRUCTION
-from .convert import ConversionReport, TokenText
+from .convert import ConversionReport, TokenText, read_split_files
 from .registry import Benchmark, SourceFormatError, register
 
 ENT_LABELS = {
@@ -175,14 +175,7 @@ def read_splits(
 ) -> dict[str, Iterator[dict[str, Any]]]:
     """``{split: records}`` for ``src_dir/{train,dev,test}.json`` (missing files are reported, not fatal)."""
     report = report or ConversionReport("scierc")
-    out = {}
-    for split, fname in SPLIT_FILES.items():
-        path = Path(src_dir) / fname
-        if path.is_file():
-            out[split] = _read_split(path, split, instruction, report)
-        else:
-            report.missing(split, path)
-    return out
+    return read_split_files(src_dir, SPLIT_FILES, lambda path, split: _read_split(path, split, instruction, report), report)
 
 
 register(
