@@ -23,7 +23,6 @@ from .span_graph import (
     Chain,
     LabelInfo,
     chain_links,
-    chain_nodes,
     decode_chains,
     interpret_chains,
     threshold_logits,

@@ -40,15 +40,15 @@ def _mention(text: str, s: str, start: int = 0) -> dict:
 
 
 def make_record(i: int, rng: random.Random, split: str = "train") -> dict:
-    p, o, l = rng.choice(PEOPLE), rng.choice(ORGS), rng.choice(PLACES)
+    p, o, loc = rng.choice(PEOPLE), rng.choice(ORGS), rng.choice(PLACES)
     if rng.random() < 0.5:
         text = f"{p} works for {o} ."
         rels = [{"relation": "work for", "head": _mention(text, p), "tail": _mention(text, o)}]
         ents = [{"type": "person", **_mention(text, p)}, {"type": "organization", **_mention(text, o)}]
     else:
-        text = f"{p} lives in {l} ."
-        rels = [{"relation": "live in", "head": _mention(text, p), "tail": _mention(text, l)}]
-        ents = [{"type": "person", **_mention(text, p)}, {"type": "location", **_mention(text, l)}]
+        text = f"{p} lives in {loc} ."
+        rels = [{"relation": "live in", "head": _mention(text, p), "tail": _mention(text, loc)}]
+        ents = [{"type": "person", **_mention(text, p)}, {"type": "location", **_mention(text, loc)}]
     return {
         "id": f"tiny.{split}.{i}",
         "instruction": INSTRUCTION,

@@ -6,11 +6,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_model import isolated_python
 from transformers import AutoProcessor, AutoTokenizer
 
 from modeling_ldnet import LDNetProcessor, RecordError
 from modeling_ldnet.roundtrip import MISS_CATEGORIES, ans_keys, gold_logits, roundtrip
-from test_model import isolated_python
 
 
 @pytest.fixture(scope="module")
