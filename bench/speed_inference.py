@@ -571,8 +571,22 @@ def _plot_throughput(plt, thr: list[dict], name: str) -> Path:
     return p
 
 
+def _short_scores(label: str) -> str:
+    """``gold+noise(mu=6.0,sigma=2.0)`` -> ``gold±N(6,2)``; ``model fine-tuned 100 steps`` -> ``fine-tuned``."""
+    import re
+
+    m = re.match(r"gold\+noise\(mu=([\d.]+),sigma=([\d.]+)\)", label)
+    if m:
+        return f"gold, mu {float(m.group(1)):g}\nsigma {float(m.group(2)):g}"
+    if label.startswith("model fine-tuned"):
+        return "fine-tuned\nmodel"
+    if label.startswith("untrained"):
+        return "untrained\nmodel"
+    return label
+
+
 def _plot_decoder(plt, dec: list[dict], name: str) -> Path:
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig, ax = plt.subplots(figsize=(12, 4.5))
     x = np.arange(len(dec))
     keys = [k for k in ("fast", "plain", "mirror") if k in dec[0]["ms_per_record"]]
     w = 0.8 / len(keys)
@@ -582,7 +596,7 @@ def _plot_decoder(plt, dec: list[dict], name: str) -> Path:
         for bar, r in zip(bars, dec):
             if r.get(f"speedup_vs_{k}_is_lower_bound"):
                 bar.set_hatch("//")
-    ax.set_xticks(x, [f"~{r['target_tokens']} tok\n{r['scores']}" for r in dec], fontsize=7)
+    ax.set_xticks(x, [f"~{r['target_tokens']} tok\n{_short_scores(r['scores'])}" for r in dec], fontsize=7)
     ax.set_yscale("log")
     ax.set_ylabel("ms / record (log)")
     ax.set_title("Decoding, identical thresholded grids (hatched: stopped at timeout, lower bound)", fontsize=9)
@@ -638,7 +652,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sections", nargs="+", default=["throughput", "decoder", "memory"],
                     choices=["throughput", "decoder", "memory"])
     ap.add_argument("--name", default="speed_inference", help="results/plots file stem")
+    ap.add_argument("--replot", action="store_true", help="only redraw the plots from results/<name>.json")
     args = ap.parse_args(argv)
+    if args.replot:
+        res = json.loads((C.RESULTS_DIR / f"{args.name}.json").read_text())
+        print("\n".join(str(p) for p in plot(res, args.name)))
+        return res
     res = run(repeats=args.repeats, decoder_repeats=args.decoder_repeats, decoder_records=args.decoder_records,
               finetune_steps=args.finetune_steps, threads=args.threads,
               reference_timeout_s=args.reference_timeout_s, memory_batch_size=args.memory_batch_size,
