@@ -279,6 +279,10 @@ class LDNetModel(LDNetPreTrainedModel):
         valid_tok = attention_mask.bool()
         valid = valid_tok[:, None, :, None] & valid_tok[:, None, None, :]  # [B, 1, L, L]
 
+        # pure inference (no targets, no autograd): gate and mask in place, so one [B, C, L, L] grid is alive
+        # instead of three (scores, gated, masked logits) -- bench/RESULTS.md §1c, L=512
+        has_targets = span_graph_links is not None or span_graph_labels is not None
+        in_place = not has_targets and not torch.is_grad_enabled()
         lhat = None
         u = None
         if self.bce_linear is not None:
@@ -286,15 +290,16 @@ class LDNetModel(LDNetPreTrainedModel):
             u = u.squeeze(-1) if u.shape[-1] == 1 else u.transpose(1, 2)  # [B, L] or [B, C, L]
             lhat = torch.sigmoid(u)
             gate = self._gate(lhat, length)
-            gated = scores * gate  # P, eq 16 (mask applied after gating: SPEC §8.12)
             if cfg.label_drop_mode == "prob":
                 p = (torch.sigmoid(scores.float()) * gate.float()).clamp(1e-7, 1 - 1e-7)
                 decision = (torch.log(p) - torch.log1p(-p)).to(scores.dtype)
+                gated = None if in_place else scores * gate  # only the loss reads it
             else:
-                decision = gated
+                # P, eq 16 (mask applied after gating: SPEC §8.12)
+                gated = decision = scores.mul_(gate) if in_place else scores * gate
         else:
             gated = decision = scores
-        logits = decision.masked_fill(~valid, MASK_VALUE)
+        logits = decision.masked_fill_(~valid, MASK_VALUE) if in_place else decision.masked_fill(~valid, MASK_VALUE)
 
         span_graph_loss = label_drop_loss = loss = None
         if span_graph_links is not None or span_graph_labels is not None:

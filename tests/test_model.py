@@ -232,6 +232,27 @@ def test_gate_modes_logit_is_decision_neutral_prob_prunes():
     )
 
 
+@pytest.mark.parametrize("kw", [{}, {"label_drop_mode": "prob"}, {"use_label_drop": False},
+                                {"label_drop_per_channel": True}, {"label_drop_axis": "row"}])
+def test_in_place_inference_equals_autograd_forward(kw):
+    """Without targets and autograd the gate and mask run in place: the logits must be bit-identical."""
+    m = tiny_model(**kw)
+    ids, mask = batch()
+    ref = m(ids, mask).logits  # grad enabled -> out-of-place path
+    assert ref.requires_grad
+    with torch.no_grad():
+        ng = m(ids, mask).logits
+    with torch.inference_mode():
+        im = m(ids, mask).logits
+    assert torch.equal(ng, ref.detach()) and torch.equal(im, ref.detach())
+    # with targets under no_grad (Trainer's evaluation) the loss still sees the un-masked gated grid
+    links = torch.tensor([[0, 0, 1, 2], [1, 1, 2, 3]])
+    with torch.no_grad():
+        out = m(ids, mask, span_graph_links=links)
+    assert torch.equal(out.logits, ref.detach())
+    assert out.loss.item() == pytest.approx(m(ids, mask, span_graph_links=links).loss.item(), rel=1e-6)
+
+
 def test_label_drop_rate_gates_only_sampled_rows_in_training():
     m = tiny_model(label_drop_rate=0.5)
     off = tiny_model(use_label_drop=False)

@@ -165,6 +165,31 @@ def test_decoding_is_bounded_on_untrained_scores():
         mirror_decode(dag, max_paths=100000)
 
 
+def _threshold_always_topk(logits, lengths, threshold, k):
+    """The pre-optimisation threshold_logits: NNW top-k applied unconditionally."""
+    t = float(np.log(threshold / (1.0 - threshold)))
+    x = logits.float()
+    pos = torch.arange(x.shape[-1])
+    valid = pos[None, :] < torch.as_tensor(lengths)[:, None]
+    y = (x > t) & valid[:, None, :, None] & valid[:, None, None, :]
+    kth = x[:, 0].topk(k, dim=-1).values[..., -1:]
+    y[:, 0] &= x[:, 0] >= kth
+    return y.numpy()
+
+
+@pytest.mark.parametrize("shift", [-6.0, -3.0, -1.5, 0.0])
+def test_threshold_skips_topk_only_when_it_changes_nothing(shift):
+    """Counting positives first must give exactly the unconditional top-k, sparse (skipped) or dense (applied)."""
+    g = torch.Generator().manual_seed(int(shift * 10) + 7)
+    logits = torch.randn(3, 3, 40, 40, generator=g) * 2 + shift
+    logits[:, :, :, 35:] = -1e4  # padded columns, as the model masks them
+    lens = [40, 35, 20]
+    k = 4
+    got = threshold_logits(logits, lens, 0.5, max_links_per_row=k)
+    assert np.array_equal(got, _threshold_always_topk(logits, lens, 0.5, k))
+    assert (got[:, 0].sum(-1) <= k).all()
+
+
 def test_threshold_respects_lengths_and_threshold():
     logits = torch.tensor([[[[2.0, -2.0], [0.1, 3.0]]] * 3])
     y = threshold_logits(logits, [1], 0.5, None)
