@@ -290,6 +290,26 @@ def quick_finetune(model, processor, records: list[dict], steps: int, batch_size
 # ---------------------------------------------------------------------------------------------------------------
 
 
+BUDGET_KEYS = ("max_minutes", "max_steps", "seed", "batch_size", "lr", "head_lr", "warmup_steps", "threads")
+
+
+def add_budget_args(ap, max_minutes: float = 2.0) -> None:
+    """The training budget / optimiser options of the accuracy benches (one set of defaults for every script)."""
+    ap.add_argument("--max_minutes", type=float, default=max_minutes, help="training wall-time budget of EACH run")
+    ap.add_argument("--max_steps", type=int, default=None, help="optional step cap (every run)")
+    ap.add_argument("--seed", type=int, default=1227)
+    ap.add_argument("--batch_size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=5e-5, help="encoder learning rate")
+    ap.add_argument("--head_lr", type=float, default=5e-4, help="learning rate of the heads")
+    ap.add_argument("--warmup_steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=1)
+
+
+def budget_kwargs(args) -> dict[str, Any]:
+    """The :func:`add_budget_args` values as keyword arguments of the benches' ``run`` functions."""
+    return {k: getattr(args, k) for k in BUDGET_KEYS}
+
+
 def training_args(output_dir: str, *, batch_size: int, lr: float, head_lr: float, seed: int, max_steps: int | None,
                   warmup_steps: int, logging_steps: int = 50, **kwargs: Any):
     """``LDNetTrainingArguments`` shared by LDNet and the baselines: constant LR after a linear warm-up (a wall-time

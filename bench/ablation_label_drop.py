@@ -23,9 +23,11 @@ on CoNLL04. Paper numbers (DeBERTa-v3-large, full fine-tuning) are printed besid
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -87,6 +89,38 @@ def run(data: dict[str, tuple[list[dict], list[dict]]], *, settings: list[str] =
     return out
 
 
+def merge_results(parts: list[dict]) -> dict:
+    """One result dict from several :func:`run` outputs (their JSON files): datasets side by side; the budget and
+    hyper-parameters must agree, else the table would compare unlike runs."""
+    keys = ("budget_minutes_each", "max_steps", "seed", "batch_size", "encoder_lr", "head_lr", "warmup_steps",
+            "threads")
+    out: dict[str, Any] = {"results": {}, "paper": PAPER, "merged_from": [p.get("command") for p in parts]}
+    summary: dict[str, Any] = {}
+    for p in parts:
+        s = p["summary"]
+        for k in keys:
+            if k in summary and summary[k] != s.get(k):
+                raise ValueError(f"cannot merge ablation results: {k} differs ({summary[k]!r} vs {s.get(k)!r})")
+            summary[k] = s.get(k)
+        summary.setdefault("records", {}).update(s.get("records", {}))
+        for ds, rows in p["results"].items():
+            if ds in out["results"]:
+                raise ValueError(f"cannot merge ablation results: dataset {ds!r} appears twice")
+            out["results"][ds] = rows
+    out["summary"] = summary
+    return out
+
+
+def print_table(res: dict) -> None:
+    settings = list(dict.fromkeys(st for rows in res["results"].values() for st in rows))
+    print("\nrel strict F1 (%)     " + "".join(f"{s:>9}" for s in settings) + "   paper off / LD (DeBERTa-v3-large)")
+    for ds, rows in res["results"].items():
+        p = PAPER.get(ds, {})
+        print(f"{ds:<22}" + "".join(f"{100 * (rows[s]['rel_strict_f1'] or 0):9.2f}" if s in rows else f"{'-':>9}"
+                                    for s in settings)
+              + f"   {p.get('off', float('nan')):.2f} / {p.get('logit', float('nan')):.2f}  ({p.get('source', '')})")
+
+
 def plot(res: dict, name: str = "ablation_label_drop"):
     plt = C.pyplot()
     dss = list(res["results"])
@@ -124,34 +158,30 @@ def main(argv: list[str] | None = None) -> dict:
     from accuracy_conll03 import select
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--max_minutes", type=float, default=2.0, help="training wall-time budget of EACH run")
-    ap.add_argument("--max_steps", type=int, default=None, help="optional step cap (every run)")
+    C.add_budget_args(ap)
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     ap.add_argument("--train_limit", type=int, default=0, help="random training subset (0: all)")
     ap.add_argument("--test_limit", type=int, default=0, help="random test subset (0: all)")
-    ap.add_argument("--seed", type=int, default=1227)
-    ap.add_argument("--batch_size", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=5e-5)
-    ap.add_argument("--head_lr", type=float, default=5e-4)
-    ap.add_argument("--warmup_steps", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--name", default="ablation_label_drop")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="RESULT_JSON",
+                    help="combine result files of runs made in separate processes (e.g. one per dataset, in "
+                         "parallel) into --name's JSON + plot; trains nothing")
     args = ap.parse_args(argv)
+    if args.merge:
+        res = merge_results([json.loads(Path(p).read_text()) for p in args.merge])
+        print_table(res)
+        path = C.write_json(args.name, res)
+        print(f"wrote {path} and {plot(res, args.name)}")
+        return res
     data = {}
     for ds in args.datasets:
         spec = DATASETS[ds]
         train = C.load_split(spec["benchmark"], "train", **spec["options"])
         test = C.load_split(spec["benchmark"], "test", **spec["options"])
         data[ds] = (select(train, args.train_limit, args.seed), select(test, args.test_limit, args.seed + 1))
-    res = run(data, settings=args.settings, max_minutes=args.max_minutes, max_steps=args.max_steps, seed=args.seed,
-              batch_size=args.batch_size, lr=args.lr, head_lr=args.head_lr, warmup_steps=args.warmup_steps,
-              threads=args.threads)
-    print("\nrel strict F1 (%)     " + "".join(f"{s:>9}" for s in args.settings) + "   paper off / LD (DeBERTa-v3-large)")
-    for ds, rows in res["results"].items():
-        p = PAPER.get(ds, {})
-        print(f"{ds:<22}" + "".join(f"{100 * (rows[s]['rel_strict_f1'] or 0):9.2f}" for s in args.settings)
-              + f"   {p.get('off', float('nan')):.2f} / {p.get('logit', float('nan')):.2f}  ({p.get('source', '')})")
+    res = run(data, settings=args.settings, **C.budget_kwargs(args))
+    print_table(res)
     path = C.write_json(args.name, res)
     print(f"wrote {path} and {plot(res, args.name)}")
     return res

@@ -277,25 +277,16 @@ def plot(res: dict, name: str = "accuracy_conll03"):
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--max_minutes", type=float, default=2.0, help="training wall-time budget of EACH model")
-    ap.add_argument("--max_steps", type=int, default=None, help="optional step cap (both models)")
+    C.add_budget_args(ap)
     ap.add_argument("--train_limit", type=int, default=0, help="random training subset (0: all 14041)")
     ap.add_argument("--test_limit", type=int, default=1000, help="random test subset (0: all 3453)")
-    ap.add_argument("--seed", type=int, default=1227)
-    ap.add_argument("--batch_size", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=5e-5, help="encoder learning rate (both)")
-    ap.add_argument("--head_lr", type=float, default=5e-4, help="learning rate of the heads (both)")
-    ap.add_argument("--warmup_steps", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--order", choices=["ldnet_first", "token_cls_first"], default="ldnet_first")
     ap.add_argument("--data_dir", default=None, help="CoNLL03 source folder (default: shared/data/conll03)")
     ap.add_argument("--name", default="accuracy_conll03")
     args = ap.parse_args(argv)
     train = select(C.load_split("conll03", "train", args.data_dir), args.train_limit, args.seed)
     test = select(C.load_split("conll03", "test", args.data_dir), args.test_limit, args.seed + 1)
-    res = run(train, test, max_minutes=args.max_minutes, max_steps=args.max_steps, seed=args.seed,
-              batch_size=args.batch_size, lr=args.lr, head_lr=args.head_lr, warmup_steps=args.warmup_steps,
-              threads=args.threads, order=args.order)
+    res = run(train, test, order=args.order, **C.budget_kwargs(args))
     out = {k: {kk: vv for kk, vv in v.items() if kk != "predictions"} if isinstance(v, dict) else v
            for k, v in res.items()}
     print(res["token_cls"]["report"])

@@ -109,3 +109,12 @@ def test_ablation_core():
     assert all({"rel_strict_f1", "ent_f1", "steps"} <= set(r) for r in rows.values())
     assert rows["off"]["config"] == {"use_label_drop": False}
     assert ab.plot(res, "smoke_ablation").is_file()
+    # runs made in separate processes (one per dataset) merge into one table; unlike budgets refuse to merge
+    other = {"results": {"tiny2": rows}, "summary": dict(res["summary"], records={"tiny2": {"train": 3, "test": 2}})}
+    merged = ab.merge_results([res, other])
+    assert list(merged["results"]) == ["tiny", "tiny2"] and merged["results"]["tiny2"] is rows
+    assert set(merged["summary"]["records"]) == {"tiny", "tiny2"} and merged["summary"]["max_steps"] == 1
+    with pytest.raises(ValueError, match="max_steps differs"):
+        ab.merge_results([res, {"results": {"tiny3": rows}, "summary": dict(res["summary"], max_steps=2)}])
+    with pytest.raises(ValueError, match="appears twice"):
+        ab.merge_results([res, res])
