@@ -118,3 +118,42 @@ def test_ablation_core():
         ab.merge_results([res, {"results": {"tiny3": rows}, "summary": dict(res["summary"], max_steps=2)}])
     with pytest.raises(ValueError, match="appears twice"):
         ab.merge_results([res, res])
+
+
+def test_pretrain_protocol_collects_run_folders(tmp_path):
+    import json
+
+    import pretrain_protocol as pp
+
+    def write(path, obj):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj))
+
+    hist = [{"loss": 5.0, "step": 25, "epoch": 0.1}, {"loss": 2.5, "step": 50, "epoch": 0.2}]
+    write(tmp_path / "pt/pretrain_info.json", {"recipe_file": "r.json", "corpora": [{"name": "conll03", "used": 7}],
+                                                "metrics": {"train_records": 7, "train_runtime": 120.0,
+                                                            "stopped_by_time_limit_at_step": 50}})
+    write(tmp_path / "pt/checkpoint-50/trainer_state.json", {"log_history": hist})  # no root copy: read the last
+    for name, f1 in (("ft_pt", 0.5), ("ft_raw", 0.25)):
+        write(tmp_path / name / "all_results.json", {"test_rel_strict_f1": f1, "test_rel_strict_precision": f1,
+                                                     "test_rel_strict_recall": f1, "epoch": 2.0,
+                                                     "train_runtime": 60.0})
+        write(tmp_path / name / "trainer_state.json", {"log_history": [
+            {"eval_rel_strict_f1": f1 / 2, "epoch": 1.0}, {"eval_rel_strict_f1": f1, "epoch": 2.0}]})
+    write(tmp_path / "fs/summary.json", {"metric": "test_rel_strict_f1", "seeds": [1, 2],
+                                         "summary": {"5": {"test_rel_strict_f1": {"mean": 0.2, "std": 0.1}}},
+                                         "runs": [{"k": 5, "seed": s, "train_records": 9, "epochs_run": 3.0,
+                                                   "test": {"test_rel_strict_f1": v}} for s, v in ((1, .1), (2, .3))]})
+    write(tmp_path / "zs/zeroshot_results.json", {"model": "pt", "data": "twitter2017", "split": "test", "records": 3,
+                                                  "in_pretraining_mix": False, "seen_labels": ["person"],
+                                                  "unseen_labels": [], "metrics": {"test_ent_f1": 0.4}})
+    args = ["--pretrain", str(tmp_path / "pt"), "--ft_pt", str(tmp_path / "ft_pt"), "--ft_raw",
+            str(tmp_path / "ft_raw"), "--fewshot", str(tmp_path / "fs"), "--zeroshot", str(tmp_path / "zs")]
+    res = pp.main(args)
+    assert res["pretrain"]["loss_curve"] == [(25, 5.0), (50, 2.5)] and res["pretrain"]["steps"] == 50
+    assert res["ft_pt"]["dev_best"] == 0.5 and res["ft_raw"]["test"]["test_rel_strict_f1"] == 0.25
+    assert [r["test"] for r in res["fewshot"]["per_seed"]] == [0.1, 0.3]
+    table = "\n".join(pp.markdown(res))
+    assert "**50.00**" in table and "**25.00**" in table and "**20.00 ± 10.00**" in table and "**40.00**" in table
+    with pytest.raises(FileNotFoundError, match="label_order.json"):
+        pp.main(args + ["--label_order", str(tmp_path / "label_order.json")])
