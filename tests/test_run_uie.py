@@ -109,3 +109,16 @@ def test_one_and_two_processes_give_the_same_eval_metric(setup):
         assert two[key] == pytest.approx(one[key], abs=1e-9), key
     assert two["eval_loss"] == pytest.approx(one["eval_loss"], rel=1e-4)
     assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)
+
+
+def test_benchmark_defaults_to_the_staged_copy(shared_data, monkeypatch):
+    """`--benchmark conll04` without --data_dir converts ../shared/data/conll04 (as ldnet-fewshot / zeroshot do);
+    with no staged copy the error names the folder it looked in."""
+    from trainers.cli import DataArguments, load_splits
+
+    monkeypatch.setenv("LDNET_SHARED_DATA", str(shared_data))
+    splits = load_splits(DataArguments(benchmark="conll04", max_eval_samples=5))
+    assert {k: len(v) for k, v in splits.items()} == {"train": 922, "dev": 5, "test": 288}
+    monkeypatch.setenv("LDNET_SHARED_DATA", str(shared_data / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="nowhere/conll04"):
+        load_splits(DataArguments(benchmark="conll04"))

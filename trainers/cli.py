@@ -76,7 +76,8 @@ class DataArguments:
 
     data_dir: str | None = field(
         default=None,
-        metadata={"help": "A converted folder ({train,dev,test}.jsonl|parquet), or with --benchmark the upstream source."},
+        metadata={"help": "A converted folder ({train,dev,test}.jsonl|parquet), or with --benchmark the upstream source "
+                          "(default there: the staged copy in $LDNET_SHARED_DATA, ../shared/data)."},
     )
     benchmark: str | None = field(
         default=None, metadata={"help": "Registered benchmark (python -m processing list) converted from --data_dir."}
@@ -165,8 +166,6 @@ def load_splits(data_args: DataArguments) -> dict[str, Any]:
 
     splits: dict[str, Any] = {}
     if data_args.benchmark:
-        if not data_args.data_dir:
-            raise ValueError("--benchmark needs --data_dir (the upstream source folder)")
         opts = parse_options(data_args.benchmark_options)
         if data_args.instruction is not None:
             opts["instruction"] = data_args.instruction

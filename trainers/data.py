@@ -147,11 +147,30 @@ def pick_split(dd: DatasetDict | dict, split: str) -> str | None:
     return None
 
 
-def load_benchmark(name: str, data_dir: str | Path, **options: Any) -> DatasetDict:
-    """Convert a registered benchmark on the fly (``processing.convert_benchmark``) and return its splits."""
+def benchmark_source(name: str, data_dir: str | Path | None = None) -> str:
+    """``data_dir``, or the staged copy ``<shared_data>/<shared_subdir>`` of benchmark ``name`` (``shared_data`` =
+    ``$LDNET_SHARED_DATA``, default ``../shared/data``); an error names the folder when neither exists."""
+    if data_dir:
+        return str(data_dir)
+    from processing import BENCHMARKS
+
+    from .pretrain import default_shared_data
+
+    if name not in BENCHMARKS:
+        raise KeyError(f"unknown benchmark {name!r} (python -m processing list)")
+    path = default_shared_data() / (BENCHMARKS[name].shared_subdir or name)
+    if not path.is_dir():
+        raise FileNotFoundError(f"benchmark {name!r}: no --data_dir given and the staged copy {path} does not exist "
+                                "(set LDNET_SHARED_DATA or pass --data_dir)")
+    return str(path)
+
+
+def load_benchmark(name: str, data_dir: str | Path | None = None, **options: Any) -> DatasetDict:
+    """Convert a registered benchmark on the fly (``processing.convert_benchmark``) and return its splits; the
+    source defaults to the staged copy (:func:`benchmark_source`)."""
     from processing import convert_benchmark
 
-    dd, _report = convert_benchmark(name, data_dir, progress=False, **options)
+    dd, _report = convert_benchmark(name, benchmark_source(name, data_dir), progress=False, **options)
     return dd
 
 

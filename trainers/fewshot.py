@@ -190,13 +190,6 @@ def load_data(
     from .data import load_benchmark
 
     if benchmark:
-        if not data_dir:
-            from processing import BENCHMARKS
-
-            from .pretrain import default_shared_data
-
-            sub = BENCHMARKS[benchmark].shared_subdir or benchmark
-            data_dir = str(default_shared_data() / sub)
         return dict(load_benchmark(benchmark, data_dir, **dict(benchmark_options or {})))
     if not data:
         raise ValueError("give --benchmark (+ --data_dir) or --data")
