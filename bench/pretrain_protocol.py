@@ -83,10 +83,52 @@ def collect_finetune(run_dir: Path, metric: str = "rel_strict_f1") -> dict[str, 
     }
 
 
+def per_corpus_loss(run_dir: Path, n: int, cache_dir: str | None = None, batch_size: int = 8) -> dict[str, Any]:
+    """Loss of the saved pre-trained model on ``n`` training records of every corpus of its recipe, as trained
+    (instruction sampled + schema augmented, epoch 0) and canonical (the converter's own instruction and schema, as
+    evaluation sees them): shows which tasks the pre-training learnt and what the augmentation costs."""
+    import torch
+
+    from trainers import LDNetDataCollator
+    from trainers.fewshot import load_checkpoint
+    from trainers.pretrain import AugmentedRecordDataset, build_augmenters, build_pretrain_mix
+
+    info = _read(run_dir / "pretrain_info.json")
+    recipe, seed = info["recipe"], int(info.get("seed", 1227))
+    C.quiet_transformers()
+    model, processor = load_checkpoint(str(run_dir), None)
+    model.eval()
+    mix = build_pretrain_mix(recipe, seed=seed, max_records_per_corpus=n, exclude=info.get("excluded") or [],
+                             cache_dir=cache_dir)
+    instructions, schema_aug = build_augmenters(recipe, None, seed, mix.label_pool)
+    views = {"augmented": AugmentedRecordDataset(mix.dataset, processor, instructions, schema_aug, seed=seed),
+             "canonical": AugmentedRecordDataset(mix.dataset, processor, None, None, seed=seed)}
+    collate = LDNetDataCollator(processor)
+    keys = ("input_ids", "attention_mask", "span_graph_links", "label_drop_targets")
+    corpus_of = mix.dataset["corpus"]
+    out: dict[str, Any] = {}
+    for name in dict.fromkeys(corpus_of):
+        idx = [i for i, c in enumerate(corpus_of) if c == name]
+        row = {"records": len(idx)}
+        for view, ds in views.items():
+            total = 0.0
+            for k in range(0, len(idx), batch_size):
+                batch = collate([ds[i] for i in idx[k:k + batch_size]])
+                with torch.no_grad():
+                    loss = model(**{key: batch[key] for key in keys if key in batch}).loss
+                total += float(loss) * len(idx[k:k + batch_size])
+            row[view] = total / len(idx)
+        out[name] = row
+    return out
+
+
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if args.pretrain:
         out["pretrain"] = collect_pretrain(Path(args.pretrain))
+        if args.per_corpus_loss:
+            out["pretrain"]["per_corpus_loss"] = per_corpus_loss(Path(args.pretrain), args.per_corpus_loss,
+                                                                 args.cache_dir)
     for key in ("ft_pt", "ft_raw"):
         if getattr(args, key):
             out[key] = collect_finetune(Path(getattr(args, key)), args.metric)
@@ -121,6 +163,9 @@ def markdown(res: dict[str, Any]) -> list[str]:
         lines.append(f"| pre-training | {p['records']} records of {len(p['corpora'])} corpora, {p['steps']} steps "
                      f"({p['epochs']:.2f} epochs), {p['train_minutes']} min | final logged loss "
                      f"{p['loss_curve'][-1][1]:.3f} (first {p['loss_curve'][0][1]:.3f}) |")
+    for name, row in (res.get("pretrain", {}).get("per_corpus_loss") or {}).items():
+        lines.append(f"| pre-trained model's loss on {row['records']} {name} train records | augmented (as trained) / "
+                     f"canonical (as evaluated) | {row['augmented']:.3f} / {row['canonical']:.3f} |")
     for key, name in (("ft_pt", "fine-tune CoNLL04 from the pre-trained checkpoint (w/ PT)"),
                       ("ft_raw", "fine-tune CoNLL04 from the raw encoder (w/o PT)")):
         if key in res:
@@ -206,6 +251,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--zeroshot", default=None, help="examples/zeroshot.py output folder (zeroshot_results.json)")
     ap.add_argument("--label_order", default=None, help="bench/label_order.py result JSON")
     ap.add_argument("--metric", default="rel_strict_f1", help="fine-tuning metric to report")
+    ap.add_argument("--per_corpus_loss", type=int, default=0, metavar="N",
+                    help="also load the pre-trained model and report its loss on N records of every corpus")
+    ap.add_argument("--cache_dir", default=None, help="converted-benchmark cache of the pre-training run")
     ap.add_argument("--name", default="pretrain_protocol")
     args = ap.parse_args(argv)
     res = collect(args)

@@ -378,6 +378,17 @@ def test_tiny_pretrain_then_finetune_reloads(corpora, tmp_path, caplog):
     assert [c["name"] for c in info["corpora"]] == ["c1", "c2", "wnut"] and info["instruction_mode"] == "sample"
     assert len((tmp_path / "mix.jsonl").read_text().splitlines()) == 23
 
+    # bench/pretrain_protocol.py reads the folder back: the saved model's loss per corpus, as trained and canonical
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import pretrain_protocol
+
+    losses = pretrain_protocol.per_corpus_loss(out, 3)
+    assert set(losses) == {"c1", "c2", "wnut"}
+    assert all(r["records"] == 3 and 0 < r["augmented"] < 100 and 0 < r["canonical"] < 100 for r in losses.values())
+
     # --max_minutes stops (and saves) after the first step
     m2 = pretrain_main([*common, "--output_dir", str(tmp_path / "pt2"), "--num_train_epochs", "5", "--max_minutes", "0"])
     assert m2["stopped_by_time_limit_at_step"] == 1
