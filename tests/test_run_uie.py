@@ -122,3 +122,32 @@ def test_benchmark_defaults_to_the_staged_copy(shared_data, monkeypatch):
     monkeypatch.setenv("LDNET_SHARED_DATA", str(shared_data / "nowhere"))
     with pytest.raises(FileNotFoundError, match="nowhere/conll04"):
         load_splits(DataArguments(benchmark="conll04"))
+
+
+def test_schema_shuffle_fine_tuning(setup):
+    """--schema_shuffle trains on per-epoch re-drawn label orders (answers unchanged) and refuses teacher scores."""
+    from trainers.pretrain import AugmentedRecordDataset
+
+    root, ckpt, data = setup
+    seen = []
+    orig = AugmentedRecordDataset.__getitem__
+
+    def spy(self, i):
+        seen.append((self.epoch, tuple(self.record(i)["schema"]["ent"])))
+        return orig(self, i)
+
+    AugmentedRecordDataset.__getitem__ = spy
+    try:
+        res = train_main(["--model_name_or_path", str(ckpt), "--data_dir", str(data), "--output_dir",
+                          str(root / "shuffled"), "--use_cpu", "--num_train_epochs", "2",
+                          "--per_device_train_batch_size", "8", "--save_strategy", "no", "--schema_shuffle", "true",
+                          "--do_train", *COMMON])
+    finally:
+        AugmentedRecordDataset.__getitem__ = orig
+    assert res["train_samples"] == 16 and res["epoch"] == 2.0
+    assert {e for e, _ in seen} == {0, 1} and len(seen) == 32
+    assert len({order for _, order in seen}) > 1  # label orders differ between records / epochs
+    with pytest.raises(ValueError, match="schema_shuffle"):
+        train_main(["--model_name_or_path", str(ckpt), "--data_dir", str(data), "--output_dir", str(root / "x"),
+                    "--use_cpu", "--max_steps", "1", "--schema_shuffle", "true", "--teacher_scores", str(root / "ts"),
+                    "--do_train", *COMMON])

@@ -102,6 +102,11 @@ class DataArguments:
     teacher_scores: str | None = field(
         default=None, metadata={"help": "Teacher-score folder (ldnet-teacher-scores) for model-transfer learning."}
     )
+    schema_shuffle: bool = field(
+        default=False,
+        metadata={"help": "Shuffle the schema label order per record and epoch while training (as pre-training "
+                          "does): the model cannot learn label positions (bench/label_order.py measures it)."},
+    )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "datasets.map processes."})
     predictions_file: str = field(
         default="test_predictions.jsonl", metadata={"help": "Test predictions (in output_dir): {id, ans} per line."}
@@ -339,13 +344,24 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
         logger.info("metric_for_best_model = %s", training_args.metric_for_best_model)
 
     train_ds = None
-    if do_train:
+    callbacks = []
+    if do_train and data_args.schema_shuffle:
+        if data_args.teacher_scores:
+            raise ValueError("--schema_shuffle changes every training input, so teacher scores (keyed by the input "
+                             "hash) could never match: use one or the other")
+        from .pretrain import AugmentedRecordDataset, EpochCallback
+        from .schema_aug import SchemaAugConfig, SchemaAugmenter
+
+        augmenter = SchemaAugmenter(SchemaAugConfig(shuffle=True, shuffle_inner=True), seed=training_args.seed)
+        train_ds = AugmentedRecordDataset(splits["train"], processor, None, augmenter, seed=training_args.seed)
+        callbacks.append(EpochCallback(train_ds))
+        logger.info("training records: %d, schema label order shuffled per record and epoch", len(train_ds))
+    elif do_train:
         with training_args.main_process_first(desc="tokenizing the training set"):
             train_ds = tokenize_dataset(processor, splits["train"], num_proc=data_args.preprocessing_num_workers)
         logger.info("training features: %d (from %d records)", len(train_ds), len(splits["train"]))
 
     teacher_store = TeacherScoreStore(data_args.teacher_scores) if data_args.teacher_scores else None
-    callbacks = []
     if do_train and dev is not None and training_args.eval_strategy != "no" and training_args.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
 

@@ -414,7 +414,7 @@ class EpochCallback(TrainerCallback):
     def on_epoch_begin(self, args, state, control, **kwargs):
         epoch = math.floor((state.epoch or 0.0) + 1e-6)
         self.dataset.set_epoch(epoch)
-        logger.info("pre-training epoch %d: instructions / schemas re-drawn", epoch)
+        logger.info("epoch %d: instructions / schemas re-drawn", epoch)
 
     def on_epoch_end(self, args, state, control, **kwargs):
         rep = getattr(self.dataset.processor, "report", None)
