@@ -31,6 +31,13 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C
 
+#: fine-tuning runs: option -> (table row, plot label)
+FT_RUNS = {
+    "ft_pt": ("fine-tune CoNLL04 from the pre-trained checkpoint (w/ PT)", "w/ PT"),
+    "ft_raw": ("fine-tune CoNLL04 from the raw encoder (w/o PT)", "w/o PT"),
+    "ft_pt_shuffle": ("fine-tune CoNLL04 w/ PT, schema label order shuffled per record and epoch", "w/ PT + shuffle"),
+}
+
 
 def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
@@ -129,7 +136,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         if args.per_corpus_loss:
             out["pretrain"]["per_corpus_loss"] = per_corpus_loss(Path(args.pretrain), args.per_corpus_loss,
                                                                  args.cache_dir)
-    for key in ("ft_pt", "ft_raw"):
+    for key in FT_RUNS:
         if getattr(args, key):
             out[key] = collect_finetune(Path(getattr(args, key)), args.metric)
     if args.fewshot:
@@ -147,11 +154,11 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         z = _read(Path(args.zeroshot) / "zeroshot_results.json")
         out["zeroshot"] = {k: z.get(k) for k in ("model", "data", "split", "records", "in_pretraining_mix",
                                                  "seen_labels", "unseen_labels", "metrics")}
-    if args.label_order:
-        lo = _read(Path(args.label_order))
-        out["label_order"] = {"model": lo["model"], "data": lo["data"], "records": lo["records"],
-                              "summary": lo["summary"],
-                              "per_order": [o["metrics"].get(lo["summary"]["metric"]) for o in lo["orders"]]}
+    for path in args.label_order or []:
+        lo = _read(Path(path))
+        out.setdefault("label_order", []).append(
+            {"model": lo["model"], "data": lo["data"], "records": lo["records"], "summary": lo["summary"],
+             "per_order": [o["metrics"].get(lo["summary"]["metric"]) for o in lo["orders"]]})
     return out
 
 
@@ -166,8 +173,7 @@ def markdown(res: dict[str, Any]) -> list[str]:
     for name, row in (res.get("pretrain", {}).get("per_corpus_loss") or {}).items():
         lines.append(f"| pre-trained model's loss on {row['records']} {name} train records | augmented (as trained) / "
                      f"canonical (as evaluated) | {row['augmented']:.3f} / {row['canonical']:.3f} |")
-    for key, name in (("ft_pt", "fine-tune CoNLL04 from the pre-trained checkpoint (w/ PT)"),
-                      ("ft_raw", "fine-tune CoNLL04 from the raw encoder (w/o PT)")):
+    for key, (name, _) in FT_RUNS.items():
         if key in res:
             f = res[key]
             t = f["test"]
@@ -187,8 +193,7 @@ def markdown(res: dict[str, Any]) -> list[str]:
         lines.append(f"| zero-shot {z['data']} {z['split']} ({z['records']} records) | {held}; unseen labels: "
                      f"{', '.join(z['unseen_labels'] or []) or 'none'} | "
                      + ", ".join(f"{k.removeprefix('test_')} **{pct(v)}**" for k, v in f1.items()) + " |")
-    if "label_order" in res:
-        lo = res["label_order"]
+    for lo in res.get("label_order", []):
         s = lo["summary"]
         lines.append(f"| label order, {lo['data']} test ({lo['records']}) | original + 5 permutations of "
                      f"`{lo['model']}` | {s['metric'].removeprefix('test_')} original {pct(s['original'])}, permuted "
@@ -205,7 +210,7 @@ def plot(res: dict[str, Any], name: str = "pretrain_protocol"):
         axes[0].plot(steps, losses)
         axes[0].set_title("pre-training loss (mix)", fontsize=9)
         axes[0].set_xlabel("step")
-    for key, label in (("ft_pt", "w/ PT"), ("ft_raw", "w/o PT")):
+    for key, (_, label) in FT_RUNS.items():
         if key in res and res[key]["dev_curve"]:
             ep, f1 = zip(*res[key]["dev_curve"])
             axes[1].plot(ep, [100 * v for v in f1], marker="o", label=label)
@@ -213,9 +218,9 @@ def plot(res: dict[str, Any], name: str = "pretrain_protocol"):
     axes[1].set_xlabel("epoch")
     axes[1].legend(fontsize=8)
     bars, vals, errs = [], [], []
-    for key, label in (("ft_pt", "CoNLL04\nw/ PT"), ("ft_raw", "CoNLL04\nw/o PT")):
+    for key, (_, label) in FT_RUNS.items():
         if key in res:
-            bars.append(label)
+            bars.append("CoNLL04\n" + label)
             vals.append(100 * (res[key]["test"].get("test_" + res[key]["metric"]) or 0))
             errs.append(0)
     if "fewshot" in res:
@@ -247,9 +252,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--pretrain", default=None, help="pre-training output folder (pretrain_info.json)")
     ap.add_argument("--ft_pt", default=None, help="run_uie output folder, fine-tuned from --pretrain")
     ap.add_argument("--ft_raw", default=None, help="run_uie output folder, fine-tuned from the raw encoder")
+    ap.add_argument("--ft_pt_shuffle", default=None, help="run_uie output folder, from --pretrain with --schema_shuffle")
     ap.add_argument("--fewshot", default=None, help="examples/fewshot.py output folder (summary.json)")
     ap.add_argument("--zeroshot", default=None, help="examples/zeroshot.py output folder (zeroshot_results.json)")
-    ap.add_argument("--label_order", default=None, help="bench/label_order.py result JSON")
+    ap.add_argument("--label_order", nargs="+", default=None, help="bench/label_order.py result JSON(s)")
     ap.add_argument("--metric", default="rel_strict_f1", help="fine-tuning metric to report")
     ap.add_argument("--per_corpus_loss", type=int, default=0, metavar="N",
                     help="also load the pre-trained model and report its loss on N records of every corpus")
