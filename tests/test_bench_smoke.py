@@ -157,3 +157,15 @@ def test_pretrain_protocol_collects_run_folders(tmp_path):
     assert "**50.00**" in table and "**25.00**" in table and "**20.00 ± 10.00**" in table and "**40.00**" in table
     with pytest.raises(FileNotFoundError, match="label_order.json"):
         pp.main(args + ["--label_order", str(tmp_path / "label_order.json")])
+
+
+def test_threshold_topk_bench_compares_identical_links(tmp_path, shared_data, monkeypatch):
+    import ldnet_tiny
+    import threshold_topk
+
+    monkeypatch.setenv("LDNET_SHARED_DATA", str(shared_data))
+    ckpt = ldnet_tiny.save_tiny_checkpoint(tmp_path / "ckpt", max_length=256)
+    res = threshold_topk.main(["--model", str(ckpt), "--records", "6", "--batch_size", "3", "--repeats", "1"])
+    assert res["identical"] and res["records"] == 6 and len(res["shapes"]) == 2
+    assert res["max_nnw_positives_per_row"] > 16  # an untrained model: the top-k path itself is exercised
+    assert set(res["ms_per_record"]) == {"current", "always_topk"}
