@@ -143,7 +143,8 @@ def plot(res: dict, name: str = "ablation_label_drop"):
         ax.set_xticks(x, sts)
         ax.set_ylabel("rel strict F1 (%)")
         ax.set_title(ds)
-        ax.legend(fontsize=7)
+        ax.set_ylim(0, 110)  # room for the legend above the paper bars
+        ax.legend(fontsize=7, loc="upper right")
     s = res["summary"]
     budget = f"{s['budget_minutes_each']} min" if s["budget_minutes_each"] else f"{s['max_steps']} steps"
     fig.suptitle(f"Label-drop ablation: off / gate on logits / gate on probabilities ({budget} each)", fontsize=9)
