@@ -32,7 +32,6 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 PLOTS_DIR = BENCH_DIR / "plots"
-SHARED_DATA = Path(os.environ.get("LDNET_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 if str(REPO) not in sys.path:  # modeling_ldnet / processing / trainers when the package is not installed
     sys.path.insert(0, str(REPO))
@@ -185,11 +184,11 @@ DATA_ERRORS = (OSError, KeyError, ValueError, RuntimeError)
 
 def load_split(benchmark: str, split: str, data_dir: str | Path | None = None, **options: Any) -> list[dict]:
     """Unified records of one split of a registered benchmark, converted on the fly from ``shared/data``."""
-    from processing import BENCHMARKS, convert_benchmark
+    from processing import convert_benchmark
+    from trainers.data import benchmark_source
 
     quiet_transformers()
-    if data_dir is None:
-        data_dir = SHARED_DATA / (BENCHMARKS[benchmark].shared_subdir or benchmark)
+    data_dir = benchmark_source(benchmark, data_dir)  # default: $LDNET_SHARED_DATA or ../shared/data
     key = (benchmark, str(data_dir), tuple(sorted(options.items())))
     if key not in _CONVERTED:
         _CONVERTED[key], _ = convert_benchmark(benchmark, str(data_dir), progress=False, **options)

@@ -302,7 +302,7 @@ class LDNetModel(LDNetPreTrainedModel):
         logits = decision.masked_fill_(~valid, MASK_VALUE) if in_place else decision.masked_fill(~valid, MASK_VALUE)
 
         span_graph_loss = label_drop_loss = loss = None
-        if span_graph_links is not None or span_graph_labels is not None:
+        if has_targets:
             if span_graph_labels is None:
                 span_graph_labels = links_to_dense(span_graph_links, b, cfg.num_channels, length)
             per_grid = multilabel_categorical_crossentropy(
