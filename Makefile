@@ -9,11 +9,15 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv test test-full demo lint bench clean
+.PHONY: venv test test-full demo app serve lint bench clean
 
 venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
+	@# the browser test drives Debian's chromium + chromedriver (nothing downloads a browser build)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		else echo "chromium/chromium-driver missing (needs root: apt-get install chromium chromium-driver); the browser test will skip"; fi; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored: it is neither" || true
 	$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
@@ -30,8 +34,15 @@ test-full: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# the Gradio demo and the HTTP API on the model `make demo` saves (docs/serving.md)
+app: $(STAMP)
+	$(BIN)/python examples/app.py --model runs/demo/model --no-instruction --window-stride 32
+
+serve: $(STAMP)
+	$(BIN)/ldnet-serve runs/demo/model --window-stride 32
+
 lint: $(STAMP)
-	$(BIN)/ruff check modeling_ldnet processing trainers examples tests bench
+	$(BIN)/ruff check modeling_ldnet processing trainers serving examples tests bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

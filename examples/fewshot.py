@@ -17,17 +17,13 @@ Outputs: ``<out>/summary.json`` (every run, mean ± sample std per metric) and `
 import os
 import sys
 
-try:  # the repository root, when the package is not installed
+try:  # the repository root, when the package is not installed (e.g. `accelerate launch examples/...`)
     import trainers  # noqa: F401
 except ImportError:  # pragma: no cover
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trainers.fewshot import fewshot_main
+from trainers.fewshot import fewshot_cli, fewshot_main  # noqa: F401
 
-
-def main(argv=None):
-    return fewshot_main(argv)
-
-
+main = fewshot_main  # Python use: returns the results; the command line exits 0 / 1 with a one-line error
 if __name__ == "__main__":
-    main()
+    sys.exit(fewshot_cli())

@@ -21,17 +21,13 @@ The same program is the ``ldnet-pretrain`` console script (``trainers.pretrain:p
 import os
 import sys
 
-try:  # the repository root, when the package is not installed
+try:  # the repository root, when the package is not installed (e.g. `accelerate launch examples/...`)
     import trainers  # noqa: F401
 except ImportError:  # pragma: no cover
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trainers.pretrain import pretrain_main
+from trainers.pretrain import pretrain_cli, pretrain_main  # noqa: F401
 
-
-def main(argv=None):
-    return pretrain_main(argv)
-
-
+main = pretrain_main  # Python use: returns the results; the command line exits 0 / 1 with a one-line error
 if __name__ == "__main__":
-    main()
+    sys.exit(pretrain_cli())

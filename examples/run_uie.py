@@ -21,17 +21,13 @@ The same program is installed as the ``ldnet-train`` console script.
 import os
 import sys
 
-try:  # the repository root, when the package is not installed (e.g. `accelerate launch examples/run_uie.py`)
+try:  # the repository root, when the package is not installed (e.g. `accelerate launch examples/...`)
     import trainers  # noqa: F401
 except ImportError:  # pragma: no cover
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trainers.cli import DataArguments, ModelArguments, train_main  # noqa: F401
+from trainers.cli import DataArguments, ModelArguments, train_cli, train_main  # noqa: F401
 
-
-def main(argv=None):
-    return train_main(argv)
-
-
+main = train_main  # Python use: returns the results; the command line exits 0 / 1 with a one-line error
 if __name__ == "__main__":
-    main()
+    sys.exit(train_cli())

@@ -22,21 +22,15 @@ import os
 import sys
 from pathlib import Path
 
-try:  # the repository root, when the package is not installed
+try:  # the repository root, when the package is not installed (e.g. `accelerate launch examples/...`)
     import trainers  # noqa: F401
 except ImportError:  # pragma: no cover
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from modeling_ldnet.schema import normalize_record
-from trainers.cli import parse_options
-from trainers.fewshot import (
-    append_results_md,
-    evaluate_records,
-    f1_keys,
-    load_checkpoint,
-    load_data_split,
-)
+from trainers.fewshot import append_results_md, evaluate_records, f1_keys
 from trainers.instructions import InstructionSampler
+from trainers.loading import load_checkpoint, load_data_split, parse_options, portable, portable_path
 from trainers.schema_aug import rename_labels, schema_labels
 
 logger = logging.getLogger("ldnet.zeroshot")
@@ -121,9 +115,9 @@ def main(argv=None) -> dict:
     metrics, preds = evaluate_records(model, processor, records, batch_size=args.batch_size, prefix="test",
                                       output_dir=str(out / "_eval"))
     result = {
-        "command": "zeroshot.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "model": args.model,
-        "data": args.benchmark or args.data,
+        "command": "zeroshot.py " + " ".join(portable(list(sys.argv[1:] if argv is None else argv))),
+        "model": portable_path(args.model),
+        "data": args.benchmark or portable_path(args.data),
         "split": args.split,
         "records": len(records),
         "instruction_mode": args.instruction_mode,

@@ -23,13 +23,23 @@ DEFAULT_SPECIAL_TOKENS: dict[str, str] = {
 DEFAULT_CHANNEL_NAMES: tuple[str, str, str] = ("as", "a2a", "ta")
 
 _CHOICES: dict[str, tuple[Any, ...]] = {
-    "label_drop_mode": ("logit", "prob"),
-    "label_drop_axis": ("column", "row"),
+    "label_drop_mode": ("logit", "prob", "log_odds"),
+    "label_drop_axis": ("column", "row", "both"),
     "span_graph_loss_reduction": ("mean", "sum"),
     "label_drop_loss_reduction": ("valid_mean", "padded_mean"),
     "distill_target": ("logits", "probs"),
     "overflow": ("window", "error", "truncate"),
     "fusion_mode": ("paper", "code"),
+}
+
+
+#: Settings that ``LDNetModel.from_encoder`` (and so ``ldnet-train`` / ``make demo``) gives a NEW model unless told
+#: otherwise: the measured-best forms (bench/RESULTS.md §10). ``LDNetConfig()``'s own defaults stay the paper /
+#: reference-code forms so that folders saved before these settings existed load and decode unchanged.
+NEW_MODEL_DEFAULTS: dict[str, Any] = {
+    "score_bias_init": -5.0,  # a rare-link prior: CoNLL04 dev ent F1 0.36 -> 0.52 at 300 steps (logit gate)
+    "label_drop_mode": "log_odds",  # a gate that can drop a token: 0.52 -> 0.69 ent, 0.10 -> 0.31 rel
+    "label_drop_detach": True,  # the gate learns from L_LD alone
 }
 
 
@@ -53,14 +63,22 @@ class LDNetConfig(PretrainedConfig):
             False is the paper's ``LDNet_MR`` ablation (reference code ``only_use_mr``).
         label_drop_mode (`str`, defaults to ``"logit"``): ``"logit"`` gates the raw scores, ``P = S * lhat``
             (reference code; decision-neutral at inference, SPEC §4.4); ``"prob"`` gates probabilities,
-            ``sigmoid(S) * lhat`` is thresholded (paper text). The loss always uses the gated scores ``S * lhat``.
+            ``sigmoid(S) * lhat`` is thresholded (paper text); the loss uses the gated scores ``S * lhat`` in both.
+            ``"log_odds"`` adds the gate in log-odds space, ``P = S + log(lhat)``: a token the gate drops
+            (``lhat -> 0``) loses its links at inference, and the loss reads the same ``P`` (our form).
         label_drop_axis (`str`, defaults to ``"column"``): ``"column"`` scales column ``j`` by ``lhat_j`` (eq 16 as
             written and the reference code: ``lhat`` multiplies every row vector elementwise); ``"row"`` scales
-            row ``i`` by ``lhat_i`` instead.
+            row ``i`` by ``lhat_i`` instead; ``"both"`` gates row and column (``lhat_i * lhat_j``, or
+            ``log lhat_i + log lhat_j`` in ``"log_odds"`` mode).
+        label_drop_detach (`bool`, defaults to False): stop the span-graph loss's gradient at the gate, so ``lhat``
+            learns from the label-drop BCE (eqs 17-18) alone and the two losses cannot pull it in opposite ways.
         label_drop_per_channel (`bool`, defaults to False): one gate head per channel (paper ``FFNN^r``) instead of
             one shared head (reference code). Targets are identical either way.
         label_drop_rate (`float`, defaults to 1.0): ablation "drop rate" ``rho``: during training each forward gates
             only ``round(rho * L)`` randomly chosen rows/columns (SPEC §4.4). 1.0 gates all (normal label drop).
+        score_bias_init (`float`, *optional*): when set, a learnable per-channel bias is added to the link scores
+            ``S`` (eq 11), initialised to this value: a rare-link prior (a negative value) so an untrained model does
+            not mark half of all cells positive. ``None`` (default) keeps the paper's bias-free scores.
         span_graph_loss_weight (`float`, defaults to 1.0): weight of the multi-label categorical CE ``L_MR``.
         label_drop_loss_weight (`float`, defaults to 1.0): weight of the label-drop BCE ``L_LD``.
         distill_weight (`float`, defaults to 1.0): weight of the model-transfer MSE ``L_MT`` (eq 19), used by the
@@ -72,6 +90,9 @@ class LDNetConfig(PretrainedConfig):
         label_drop_loss_reduction (`str`, defaults to ``"valid_mean"``): BCE averaged over real tokens (SPEC §8.13)
             or over the padded ``B x L`` grid (``"padded_mean"``, reference code).
         decode_threshold (`float`, defaults to 0.5): a link exists when its probability exceeds this (§5.1).
+        decode_channel_thresholds (`list[float]`, *optional*): one decoding threshold per channel, fitted on dev
+            data by ``trainers.calibration.calibrate_thresholds`` (``ldnet-train --calibrate``); when set, the
+            pipeline and the trainer's decoding use it instead of ``decode_threshold``.
         decode_max_parts (`int`, defaults to 8): longest chain (in parts) the decoder searches; 5 covers every
             task but discontinuous entities with more than 7 fragments.
         decode_max_links_per_row (`int`, defaults to 16): the decoder keeps at most this many top-scoring NNW links
@@ -113,6 +134,8 @@ class LDNetConfig(PretrainedConfig):
         label_drop_axis: str = "column",
         label_drop_per_channel: bool = False,
         label_drop_rate: float = 1.0,
+        label_drop_detach: bool = False,
+        score_bias_init: float | None = None,
         span_graph_loss_weight: float = 1.0,
         label_drop_loss_weight: float = 1.0,
         distill_weight: float = 1.0,
@@ -120,6 +143,7 @@ class LDNetConfig(PretrainedConfig):
         span_graph_loss_reduction: str = "mean",
         label_drop_loss_reduction: str = "valid_mean",
         decode_threshold: float = 0.5,
+        decode_channel_thresholds: list[float] | None = None,
         decode_max_parts: int = 8,
         decode_max_links_per_row: int = 16,
         special_tokens: dict[str, str] | None = None,
@@ -159,6 +183,8 @@ class LDNetConfig(PretrainedConfig):
         self.label_drop_axis = label_drop_axis
         self.label_drop_per_channel = label_drop_per_channel
         self.label_drop_rate = label_drop_rate
+        self.label_drop_detach = bool(label_drop_detach)
+        self.score_bias_init = None if score_bias_init is None else float(score_bias_init)
         self.span_graph_loss_weight = span_graph_loss_weight
         self.label_drop_loss_weight = label_drop_loss_weight
         self.distill_weight = distill_weight
@@ -166,6 +192,9 @@ class LDNetConfig(PretrainedConfig):
         self.span_graph_loss_reduction = span_graph_loss_reduction
         self.label_drop_loss_reduction = label_drop_loss_reduction
         self.decode_threshold = decode_threshold
+        self.decode_channel_thresholds = (
+            None if decode_channel_thresholds is None else [float(t) for t in decode_channel_thresholds]
+        )
         self.decode_max_parts = decode_max_parts
         self.decode_max_links_per_row = decode_max_links_per_row
         self.special_tokens = {**DEFAULT_SPECIAL_TOKENS, **(special_tokens or {})}
@@ -210,6 +239,11 @@ class LDNetConfig(PretrainedConfig):
         for field in ("span_graph_loss_weight", "label_drop_loss_weight", "distill_weight"):
             if getattr(self, field) < 0:
                 raise bad(field, "must be >= 0")
+        if self.decode_channel_thresholds is not None and (
+            len(self.decode_channel_thresholds) != self.num_channels
+            or not all(0.0 < t < 1.0 for t in self.decode_channel_thresholds)
+        ):
+            raise bad("decode_channel_thresholds", f"needs {self.num_channels} values in (0, 1)")
         if self.decode_max_parts < 1:
             raise bad("decode_max_parts", "must be >= 1")
         if self.decode_max_links_per_row < 1:

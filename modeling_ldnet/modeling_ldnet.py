@@ -12,15 +12,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .configuration_ldnet import LDNetConfig
+from .configuration_ldnet import NEW_MODEL_DEFAULTS, LDNetConfig
+from .loss_ldnet import label_drop_loss, multilabel_categorical_crossentropy, span_graph_loss
 
 #: Fill value of masked score cells. Finite in fp16 (max 65504) and bf16, and sigmoid(-1e4) == 0 exactly.
 MASK_VALUE = -1.0e4
-#: Large negative used inside the fp32 loss to exclude cells from a logsumexp (never leaves the loss).
-_LSE_EXCLUDE = -1.0e12
 
 
 @dataclass
@@ -100,25 +99,6 @@ class LDNetPointer(nn.Module):
         return self.gp(hidden)
 
 
-def multilabel_categorical_crossentropy(
-    scores: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor
-) -> torch.Tensor:
-    """Eqs 12-13 per grid: ``log(1 + sum_neg e^s) + log(1 + sum_pos e^-s)`` over the valid cells.
-
-    Args:
-        scores: ``[..., N]`` logits; labels: ``[..., N]`` in {0, 1}; valid: ``[..., N]`` bool.
-    Returns:
-        ``[...]`` loss per grid, computed in fp32.
-    """
-    s = scores.float()
-    pos = labels.bool() & valid
-    neg = (~labels.bool()) & valid
-    zeros = torch.zeros_like(s[..., :1])
-    neg_term = torch.logsumexp(torch.cat([s.masked_fill(~neg, _LSE_EXCLUDE), zeros], dim=-1), dim=-1)
-    pos_term = torch.logsumexp(torch.cat([(-s).masked_fill(~pos, _LSE_EXCLUDE), zeros], dim=-1), dim=-1)
-    return neg_term + pos_term
-
-
 def links_to_dense(links: torch.Tensor, batch_size: int, num_channels: int, length: int) -> torch.Tensor:
     """Sparse gold links ``[n, 4]`` (batch, channel, i, j) -> dense ``{0,1}`` grid ``[B, C, L, L]`` (uint8)."""
     grid = torch.zeros(batch_size, num_channels, length, length, dtype=torch.uint8, device=links.device)
@@ -165,6 +145,12 @@ class LDNetModel(LDNetPreTrainedModel):
         if getattr(self.plm, "pooler", None) is not None:
             self.plm.pooler = None  # unused: LDNet reads the token states only
         self.pointer = LDNetPointer(config)
+        # learnable per-channel prior on the link scores (None: the paper's bias-free scores, eq 11)
+        self.score_bias = (
+            nn.Parameter(torch.full((config.num_channels,), float(config.score_bias_init)))
+            if config.score_bias_init is not None
+            else None
+        )
         n_gate = config.num_channels if config.label_drop_per_channel else 1
         self.bce_linear = nn.Linear(config.hidden_size, n_gate) if config.use_label_drop else None
         self.vision = None
@@ -182,11 +168,20 @@ class LDNetModel(LDNetPreTrainedModel):
         """Wrap a pre-trained encoder (local folder or Hub id) into a fresh LDNet with new heads.
 
         If ``tokenizer`` is given (e.g. ``processor.tokenizer``, which holds the 7 added tag tokens), the encoder's
-        embeddings are resized to ``len(tokenizer)``.
+        embeddings are resized to ``len(tokenizer)``. Without it, the encoder's own tokenizer is loaded from the same
+        path and the embeddings are grown to hold the tag tokens ``LDNetProcessor`` adds to it (so
+        ``LDNetProcessor(AutoTokenizer.from_pretrained(path))`` matches the model); a path without a tokenizer is
+        refused (pass ``tokenizer=``) rather than failing later inside the embedding lookup.
+
+        New models get the measured-best settings of ``NEW_MODEL_DEFAULTS`` (bench/RESULTS.md) unless
+        ``config_kwargs`` override them; ``LDNetConfig()``'s own defaults stay the paper/reference-code form, so
+        folders saved before those settings existed load unchanged.
         """
         encoder = AutoModel.from_pretrained(encoder_name_or_path)
         config = LDNetConfig(
-            encoder_config=encoder.config, encoder_name_or_path=str(encoder_name_or_path), **config_kwargs
+            encoder_config=encoder.config,
+            encoder_name_or_path=str(encoder_name_or_path),
+            **{**NEW_MODEL_DEFAULTS, **config_kwargs},
         )
         model = cls(config)
         # copy the pre-trained weights into the freshly initialised model (the pooler is dropped on purpose)
@@ -195,6 +190,27 @@ class LDNetModel(LDNetPreTrainedModel):
             raise RuntimeError(f"encoder weights missing after loading {encoder_name_or_path}: {missing[:5]}")
         if tokenizer is not None:
             model.resize_token_embeddings(len(tokenizer))
+            return model
+        try:
+            encoder_tokenizer = AutoTokenizer.from_pretrained(encoder_name_or_path)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ValueError(
+                f"LDNetModel.from_encoder({encoder_name_or_path!r}): no tokenizer found there to size the embeddings "
+                "for the 7 LDNet tag tokens; pass tokenizer=processor.tokenizer"
+            ) from exc
+        n_vocab = getattr(encoder.config, "vocab_size", None) or 0
+        if len(encoder_tokenizer) < 0.9 * n_vocab:  # transformers builds an empty tokenizer when files are missing
+            raise ValueError(
+                f"LDNetModel.from_encoder({encoder_name_or_path!r}): the tokenizer found there has {len(encoder_tokenizer)}"
+                f" tokens for an encoder vocabulary of {n_vocab} (tokenizer files missing?); pass "
+                "tokenizer=processor.tokenizer"
+            )
+        # the same tokens, in the same order, as LDNetProcessor adds to this tokenizer
+        vocab = encoder_tokenizer.get_vocab()
+        added = len(dict.fromkeys(t for t in config.special_tokens.values() if t not in vocab))
+        needed = len(encoder_tokenizer) + added
+        if needed > model.get_input_embeddings().num_embeddings:
+            model.resize_token_embeddings(needed)
         return model
 
     def get_input_embeddings(self) -> nn.Module:
@@ -221,14 +237,21 @@ class LDNetModel(LDNetPreTrainedModel):
         )
 
     # -- forward --------------------------------------------------------------------------------------------
-    def _gate(self, lhat: torch.Tensor, length: int) -> torch.Tensor:
-        """Broadcast ``lhat`` to ``[B, C|1, L, L]`` along the configured axis (eq 16), with the drop-rate ablation."""
+    def _gate(self, lhat: torch.Tensor, length: int, neutral: float = 1.0) -> torch.Tensor:
+        """Broadcast a per-token gate ``[B, L]`` / ``[B, C, L]`` to ``[B, C|1, L, L]`` along the configured axis
+        (eq 16), with the drop-rate ablation (ungated rows hold ``neutral``: 1 for a factor, 0 for a log-odds term).
+        """
         if lhat.dim() == 2:
             lhat = lhat[:, None, :]  # [B, 1, L]
-        if self.config.label_drop_axis == "column":
-            gate = lhat[:, :, None, :].expand(-1, -1, length, -1)
-        else:
-            gate = lhat[:, :, :, None].expand(-1, -1, -1, length)
+        axis = self.config.label_drop_axis
+        col = lhat[:, :, None, :].expand(-1, -1, length, -1)
+        row = lhat[:, :, :, None].expand(-1, -1, -1, length)
+        if axis == "column":
+            gate = col
+        elif axis == "row":
+            gate = row
+        else:  # both: token i and token j must both be kept
+            gate = col * row if neutral == 1.0 else col + row
         rate = self.config.label_drop_rate
         if self.training and rate < 1.0:
             # SPEC §4.4 ablation: only round(rate * L) sampled rows are gated, sampled per record
@@ -236,7 +259,7 @@ class LDNetModel(LDNetPreTrainedModel):
             order = torch.rand(lhat.shape[0], length, device=lhat.device).argsort(dim=-1)
             rows = torch.zeros(lhat.shape[0], length, dtype=torch.bool, device=lhat.device)
             rows.scatter_(1, order[:, :k], True)
-            gate = torch.where(rows[:, None, :, None], gate, torch.ones_like(gate))
+            gate = torch.where(rows[:, None, :, None], gate, torch.full_like(gate, neutral))
         return gate
 
     def forward(
@@ -276,6 +299,8 @@ class LDNetModel(LDNetPreTrainedModel):
             hidden = hidden + cfg.fusion_alpha * fused  # M, eq 8
 
         scores = self.pointer(hidden)  # S [B, C, L, L], eqs 9-11
+        if self.score_bias is not None:
+            scores = scores + self.score_bias.to(scores.dtype)[None, :, None, None]
         valid_tok = attention_mask.bool()
         valid = valid_tok[:, None, :, None] & valid_tok[:, None, None, :]  # [B, 1, L, L]
 
@@ -289,54 +314,49 @@ class LDNetModel(LDNetPreTrainedModel):
             u = self.bce_linear(hidden)  # [B, L, 1|C]
             u = u.squeeze(-1) if u.shape[-1] == 1 else u.transpose(1, 2)  # [B, L] or [B, C, L]
             lhat = torch.sigmoid(u)
-            gate = self._gate(lhat, length)
-            if cfg.label_drop_mode == "prob":
-                p = (torch.sigmoid(scores.float()) * gate.float()).clamp(1e-7, 1 - 1e-7)
-                decision = (torch.log(p) - torch.log1p(-p)).to(scores.dtype)
-                gated = None if in_place else scores * gate  # only the loss reads it
+            mode = cfg.label_drop_mode
+            if mode == "log_odds":
+                # P = S + log(lhat): a dropped token (lhat -> 0) removes its links at inference; with
+                # label_drop_detach the gate learns from L_LD alone, so L_MR cannot push it up (bench/RESULTS.md §10)
+                log_gate = F.logsigmoid(u.detach() if cfg.label_drop_detach else u).to(scores.dtype)
+                gate = self._gate(log_gate, length, neutral=0.0)
+                gated = decision = scores.add_(gate) if in_place else scores + gate
             else:
-                # P, eq 16 (mask applied after gating: SPEC §8.12)
-                gated = decision = scores.mul_(gate) if in_place else scores * gate
+                gate = self._gate(lhat.detach() if cfg.label_drop_detach else lhat, length)
+                if mode == "prob":
+                    p = (torch.sigmoid(scores.float()) * gate.float()).clamp(1e-7, 1 - 1e-7)
+                    decision = (torch.log(p) - torch.log1p(-p)).to(scores.dtype)
+                    gated = None if in_place else scores * gate  # only the loss reads it
+                else:
+                    # P, eq 16 (mask applied after gating: SPEC §8.12)
+                    gated = decision = scores.mul_(gate) if in_place else scores * gate
         else:
             gated = decision = scores
         logits = decision.masked_fill_(~valid, MASK_VALUE) if in_place else decision.masked_fill(~valid, MASK_VALUE)
 
-        span_graph_loss = label_drop_loss = loss = None
+        sg_loss = ld_loss = loss = None
         if has_targets:
             if span_graph_labels is None:
                 span_graph_labels = links_to_dense(span_graph_links, b, cfg.num_channels, length)
-            per_grid = multilabel_categorical_crossentropy(
-                gated.flatten(2), span_graph_labels.flatten(2), valid.expand_as(gated).flatten(2)
-            )  # [B, C]
-            if cfg.span_graph_loss_reduction == "mean":
-                span_graph_loss = per_grid.mean()
-            else:
-                span_graph_loss = per_grid.sum(-1).mean()
-            loss = cfg.span_graph_loss_weight * span_graph_loss
+            sg_loss = span_graph_loss(gated, span_graph_labels, valid, cfg.span_graph_loss_reduction)  # eqs 12-14
+            loss = cfg.span_graph_loss_weight * sg_loss
         if u is not None and label_drop_targets is not None:
-            target = label_drop_targets.float()
-            if u.dim() == 3:
-                target = target[:, None, :].expand_as(u)
-                tok_mask = valid_tok[:, None, :].expand_as(u)
-            else:
-                tok_mask = valid_tok
-            bce = F.binary_cross_entropy_with_logits(u.float(), target, reduction="none") * tok_mask
-            if cfg.label_drop_loss_reduction == "valid_mean":
-                label_drop_loss = bce.sum() / tok_mask.sum().clamp(min=1)
-            else:
-                label_drop_loss = bce.mean()
-            ld = cfg.label_drop_loss_weight * label_drop_loss
+            ld_loss = label_drop_loss(u, label_drop_targets, valid_tok, cfg.label_drop_loss_reduction)  # eqs 17-18
+            ld = cfg.label_drop_loss_weight * ld_loss
             loss = ld if loss is None else loss + ld
 
         return LDNetOutput(
             loss=loss,
             logits=logits,
             label_drop_probs=lhat,
-            span_graph_loss=span_graph_loss,
-            label_drop_loss=label_drop_loss,
+            span_graph_loss=sg_loss,
+            label_drop_loss=ld_loss,
             last_hidden_state=hidden,
         )
 
+
+__all__ = ["MASK_VALUE", "LDNetModel", "LDNetOutput", "LDNetPreTrainedModel", "links_to_dense",
+           "multilabel_categorical_crossentropy", "rope", "rope_cos_sin"]
 
 AutoConfig.register("ldnet", LDNetConfig, exist_ok=True)
 AutoModel.register(LDNetConfig, LDNetModel, exist_ok=True)

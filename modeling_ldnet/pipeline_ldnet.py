@@ -15,31 +15,21 @@ import contextlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .processing_ldnet import LDNetProcessor
+from .processing_ldnet import EncodingReport, LDNetProcessor
+from .schema import RecordError, check_int, check_overflow, check_schema_fields, check_threshold
+from .vocabulary_ldnet import DEFAULT_INSTRUCTIONS, TASK_FIELDS
 
 logger = logging.getLogger(__name__)
 
 TASK = "universal-ie"
 
-#: Paper-style default instructions (the converters' wording in ``processing/``), by schema task.
-DEFAULT_INSTRUCTIONS: dict[str, str] = {
-    "ent": "Please identify possible entities from the given text and determine their types.",
-    "discontinuous_ent": "Please identify possible entities from the given text and determine their types.",
-    "rel": "Please determine the two entities mentioned in the text and specify the nature of their relationship.",
-    "ent+rel": (
-        "Please identify possible entities from the given text and determine their types, "
-        "then determine the relationships between them."
-    ),
-    "hyper_rel": "Please determine the relational facts in the text and the qualifiers of each fact.",
-    "event": "Please identify the events and their arguments in the text.",
-    "cls": "Please classify the text.",
-}
 
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "image_mask")
 _IGNORED_KWARGS = ("local_files_only", "trust_remote_code")
@@ -50,7 +40,8 @@ def default_instruction(schema: dict | None) -> str:
 
     An empty schema is extractive MRC, whose instruction is the question itself: there is no default.
     """
-    tasks = [t for t in ("cls", "ent", "discontinuous_ent", "rel", "hyper_rel", "event") if (schema or {}).get(t)]
+    check_schema_fields(schema, "universal-ie: schema")  # a misspelt key is not an empty schema
+    tasks = [t for t in TASK_FIELDS if (schema or {}).get(t)]
     if not tasks:
         raise ValueError(
             "universal-ie: an empty schema means extractive QA (MRC); pass the question as `instruction=`"
@@ -82,7 +73,15 @@ class UniversalIEPipeline(Pipeline):
     * ``batch_size``: records per forward pass (all windows of a record go in the same pass).
 
     Output: one unified ``ans`` dict per input (``{"ent": [{"type", "text", "span": [start, end), "score"}], ...}``,
-    character offsets into the input text); a list for a list input.
+    character offsets into the input text); a list for a list input. An answer whose decoding ran out of the
+    processor's ``decode_budget`` is partial and says so: it carries ``"decode_truncated": True``, and each decoded
+    batch that had one logs a warning naming the records and labels (docs/decoding.md).
+
+    Every argument is checked before any work (unknown schema keys, threshold outside ``(0, 1)``, negative
+    ``window_stride``, ``batch_size < 1``, inputs that are not texts or records with a ``text``). A schema too large
+    to leave room for the text is run as several label-group passes (see ``LDNetProcessor``); the call's encoding
+    report (``schema_passes``, windows, ...) is :attr:`last_report`. Calls are thread-safe: per-call settings never
+    change the shared processor, and :attr:`last_report` is kept per thread.
     """
 
     _load_processor = None
@@ -95,8 +94,14 @@ class UniversalIEPipeline(Pipeline):
         super().__init__(model=model, tokenizer=tokenizer, processor=processor, **kwargs)
         if not hasattr(self.processor, "post_process_extraction"):
             self.processor = self._build_processor(tokenizer)
+        calibrated = getattr(self.model.config, "decode_channel_thresholds", None)
+        if calibrated and self.processor.threshold == self.model.config.decode_threshold:
+            # a processor left at the plain default (e.g. saved before calibration) takes the model's fitted
+            # per-channel thresholds; one configured otherwise is kept
+            self.processor.threshold = check_threshold(list(calibrated))
         self.tokenizer = self.processor.tokenizer
         self.model.eval()
+        self._local = threading.local()
 
     # -- construction --------------------------------------------------------------------------------------
     def _build_processor(self, tokenizer: Any) -> LDNetProcessor:
@@ -122,11 +127,19 @@ class UniversalIEPipeline(Pipeline):
             overflow=cfg.overflow,
             window_stride=cfg.window_stride,
             special_tokens=cfg.special_tokens,
-            threshold=cfg.decode_threshold,
+            # calibrated per-channel thresholds (trainers.calibration) win over the single default
+            threshold=getattr(cfg, "decode_channel_thresholds", None) or cfg.decode_threshold,
             max_parts=cfg.decode_max_parts,
             max_links_per_row=cfg.decode_max_links_per_row,
             image_config=image_config,
         )
+
+    @property
+    def last_report(self) -> EncodingReport | None:
+        """The encoding report of this thread's latest call (records, features, ``schema_passes``, ...); for a lazy
+        (generator) call it grows as results are consumed."""
+        local = getattr(self, "_local", None)
+        return getattr(local, "report", None) if local is not None else None
 
     # -- pipeline API --------------------------------------------------------------------------------------
     def _sanitize_parameters(
@@ -144,6 +157,15 @@ class UniversalIEPipeline(Pipeline):
         unknown = sorted(set(kwargs) - set(_IGNORED_KWARGS))
         if unknown:
             raise TypeError(f"universal-ie: unexpected arguments {unknown}")
+        # validate everything up front: a bad argument must fail before any work, naming itself
+        check_schema_fields(schema, "universal-ie: schema")
+        for name, value in (("instruction", instruction), ("bg", bg)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"universal-ie: {name} must be a string, got {type(value).__name__} {value!r:.60}")
+        if window_stride is not None:
+            window_stride = check_int(window_stride, "universal-ie: window_stride", 0)
+        if overflow is not None:
+            check_overflow(overflow, "universal-ie: overflow")
         pre: dict[str, Any] = {}
         for name, value in (
             ("schema", schema),
@@ -157,9 +179,7 @@ class UniversalIEPipeline(Pipeline):
                 pre[name] = value
         post: dict[str, Any] = {}
         if threshold is not None:
-            if not 0.0 < float(threshold) < 1.0:
-                raise ValueError(f"universal-ie: threshold must be in (0, 1), got {threshold}")
-            post["threshold"] = float(threshold)
+            post["threshold"] = check_threshold(threshold, "universal-ie: threshold")
         if return_scores is not None:
             post["return_scores"] = bool(return_scores)
         return pre, {}, post
@@ -170,10 +190,17 @@ class UniversalIEPipeline(Pipeline):
             raise TypeError("universal-ie: pass parameters by keyword (schema=..., instruction=...)")
         pre, fwd, post = self._sanitize_parameters(**kwargs)
         pre, fwd, post = {**self._preprocess_params, **pre}, {**self._forward_params, **fwd}, {**self._postprocess_params, **post}
-        bs = int(batch_size or self._batch_size or 1)
-        if bs < 1:
-            raise ValueError("universal-ie: batch_size must be >= 1")
+        if batch_size is not None:
+            bs = check_int(batch_size, "universal-ie: batch_size", 1)
+        else:
+            bs = int(self._batch_size or 1)
+        if isinstance(inputs, (bytes, bytearray, memoryview)):
+            raise TypeError("universal-ie: got bytes; decode them to a str first (e.g. data.decode('utf-8'))")
         self.call_count += 1
+        # the call's own report, reachable from this thread only (concurrent calls never share it)
+        report = EncodingReport()
+        self._local.report = report
+        pre = {**pre, "_report": report}
         if isinstance(inputs, (str, dict)):
             return self.run_single(inputs, pre, fwd, post)
         if isinstance(inputs, (list, tuple)):
@@ -214,6 +241,7 @@ class UniversalIEPipeline(Pipeline):
         window_stride: int | None = None,
         overflow: str | None = None,
         _offset: int = 0,
+        _report: EncodingReport | None = None,
     ) -> dict[str, Any]:
         single = not isinstance(inputs, list)
         items = [inputs] if single else inputs
@@ -229,16 +257,47 @@ class UniversalIEPipeline(Pipeline):
             records.append(rec)
             imgs.append(img)
         has_images = any(not _is_image_missing(x) for x in imgs)
-        with self._processor_settings(window_stride, overflow):
-            enc = self.processor(records, images=imgs if has_images else None, return_tensors="pt")
+        # per-call settings go to this call's encoding only: the shared processor is never changed
+        enc = self.processor(
+            records,
+            images=imgs if has_images else None,
+            return_tensors="pt",
+            overflow=overflow,
+            window_stride=window_stride,
+        )
+        report: EncodingReport = enc["encoding_report"]
+        if report.split_records:
+            logger.info("universal-ie: %s", report)
+        if _report is not None:
+            _report.merge(report)
         tensors = {k: enc[k] for k in _MODEL_INPUTS if k in enc}
         return {"model_inputs": tensors, "meta": enc["meta"], "single": single}
 
+    #: most encoded rows (windows x label-group passes) per model call: long texts and split schemas make many rows,
+    #: and one call over all of them holds every row's activations at once (rows are independent: same results)
+    max_rows_per_forward = 32
+
     def _forward(self, model_inputs: dict[str, Any], **forward_params: Any) -> dict[str, Any]:
-        out = self.model(**model_inputs["model_inputs"])
+        inputs = model_inputs["model_inputs"]
+        n, step = inputs["input_ids"].shape[0], self.max_rows_per_forward
+        if n <= step:
+            out = self.model(**inputs)
+            logits, probs = out.logits, out.label_drop_probs
+        else:
+            logits = probs = None
+            for s in range(0, n, step):
+                out = self.model(**{k: v[s : s + step] for k, v in inputs.items()})
+                if logits is None:  # filled in place: no second copy of the [n, 3, L, L] grid
+                    logits = out.logits.new_empty((n, *out.logits.shape[1:]))
+                    if out.label_drop_probs is not None:
+                        probs = out.label_drop_probs.new_empty((n, *out.label_drop_probs.shape[1:]))
+                logits[s : s + step] = out.logits
+                if probs is not None:
+                    probs[s : s + step] = out.label_drop_probs
+                del out
         return {
-            "logits": out.logits,
-            "label_drop_probs": out.label_drop_probs,
+            "logits": logits,
+            "label_drop_probs": probs,
             "meta": model_inputs["meta"],
             "single": model_inputs["single"],
         }
@@ -257,6 +316,15 @@ class UniversalIEPipeline(Pipeline):
         elif isinstance(item, dict):
             rec = {k: v for k, v in item.items() if k not in ("ans", "image")}
             rec.setdefault("id", index)
+            if "text" not in rec:
+                raise RecordError(rec["id"], "text", f"input {index} is a record without `text` (keys: {sorted(rec)})")
+            if rec.get("schema") is not None:
+                try:
+                    check_schema_fields(rec["schema"])
+                except (TypeError, ValueError) as exc:
+                    raise RecordError(rec["id"], "schema", str(exc).removeprefix("schema: ")) from None
+        elif isinstance(item, (bytes, bytearray, memoryview)):
+            raise TypeError(f"universal-ie: input {index} is bytes; decode it to a str first")
         else:
             raise TypeError(f"universal-ie: input {index} is a {type(item).__name__}, expected a text or a record")
         if rec.get("schema") is None:
@@ -267,20 +335,6 @@ class UniversalIEPipeline(Pipeline):
             rec["instruction"] = instruction if instruction is not None else default_instruction(rec["schema"])
         img = item.get("image") if isinstance(item, dict) else None
         return rec, img
-
-    @contextlib.contextmanager
-    def _processor_settings(self, window_stride: int | None, overflow: str | None):
-        saved = (self.processor.window_stride, self.processor.overflow)
-        try:
-            if window_stride is not None:
-                self.processor.window_stride = int(window_stride)
-            if overflow is not None:
-                if overflow not in ("window", "error", "truncate"):
-                    raise ValueError(f"universal-ie: overflow must be 'window', 'error' or 'truncate', got {overflow!r}")
-                self.processor.overflow = overflow
-            yield
-        finally:
-            self.processor.window_stride, self.processor.overflow = saved
 
     # -- saving --------------------------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,22 +18,33 @@ import torch
 from transformers import AddedToken, ProcessorMixin
 from transformers.feature_extraction_utils import BatchFeature
 
+from .answers_ldnet import ans_units, decode_extraction
 from .configuration_ldnet import DEFAULT_SPECIAL_TOKENS
-from .schema import RecordError, normalize_record, validate_record
-from .span_graph import (
-    Chain,
-    LabelInfo,
-    chain_links,
-    decode_chains,
-    interpret_chains,
-    threshold_logits,
+from .schema import (
+    RecordError,
+    check_int,
+    check_overflow,
+    check_schema_fields,
+    check_threshold,
+    normalize_record,
+    validate_record,
 )
+from .span_graph import Chain, LabelInfo, chain_links
 
 logger = logging.getLogger(__name__)
 
 _TAG_OF_NS = {"lc": "cls_label", "lm": "mention_label", "lr": "relation_label"}
 #: Reasons a gold item is not encoded (counted in :class:`EncodingReport`, never silently dropped).
 UNENCODABLE_REASONS = ("truncated", "no_token", "too_many_parts")
+#: Text tokens of room (beyond the stride) that a window must add; below it the schema is split into label groups.
+MIN_WINDOW_STEP_FRACTION = 8  # max_length // 8: 64 tokens at max_length=512
+#: Text tokens that must fit beside instruction + schema (fewer would leave no useful room).
+MIN_TEXT_TOKENS = 8
+# Process-wide locks: the Rust tokenizer may not be used while another thread flips its settings, and the
+# cumulative ``processor.report`` is updated by merging one call's report (module level: processors are deep-copied
+# and pickled, locks are not).
+_TOKENIZER_LOCK = threading.RLock()
+_REPORT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -61,6 +73,8 @@ class FeatureMeta:
     schema: dict
     plain_text_mode: bool
     label_positions: dict[str, dict[str, int]] = field(default_factory=dict)
+    schema_group: int = 0  # which label group of a split schema this feature encodes (0 when not split)
+    schema_groups: int = 1  # how many label groups (passes) the record's schema was split into
 
 
 @dataclass
@@ -76,18 +90,30 @@ class EncodingReport:
     label_collisions: int = 0
     windowed_records: int = 0
     truncated_bg: int = 0
+    #: passes over the text, summed over records (1 per record, more when a large schema is split into groups)
+    schema_passes: int = 0
+    #: records whose schema was split into label groups (instruction + schema left too little room for text)
+    split_records: int = 0
 
     def __str__(self) -> str:
         bad = ", ".join(f"{k}={v}" for k, v in sorted(self.unencodable.items())) or "none"
+        split = (
+            f"; schemas split into label groups: {self.split_records} records, {self.schema_passes} passes"
+            if self.split_records
+            else ""
+        )
         return (
             f"{self.records} records -> {self.features} features; gold items {self.items}, encoded {self.encoded}, "
             f"unencodable: {bad}; snapped to token boundaries: {self.misaligned}; "
-            f"label-namespace collisions: {self.label_collisions}; windowed records: {self.windowed_records}"
+            f"label-namespace collisions: {self.label_collisions}; windowed records: {self.windowed_records}{split}"
         )
 
-
-def _span(item: dict) -> tuple[int, int]:
-    return int(item["span"][0]), int(item["span"][1])
+    def merge(self, other: "EncodingReport") -> None:
+        """Add ``other``'s counts to this report."""
+        for name in ("records", "features", "items", "encoded", "misaligned", "label_collisions", "windowed_records",
+                     "truncated_bg", "schema_passes", "split_records"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.unencodable.update(other.unencodable)
 
 
 class LDNetProcessor(ProcessorMixin):
@@ -99,7 +125,15 @@ class LDNetProcessor(ProcessorMixin):
         max_length: longest sequence (tokens, ``[CLS]``/``[SEP]`` included).
         overflow: ``"window"`` (split long texts into overlapping windows, merged back at decoding), ``"error"``
             (raise naming the record id) or ``"truncate"`` (keep the first window; lost gold is counted).
-        window_stride: overlap in text tokens between consecutive windows.
+        window_stride: overlap in text tokens between consecutive windows (must be smaller than the text room of a
+            window; a record where it is not raises naming ``window_stride``).
+
+    A text that does not fit in one window while instruction + schema leave fewer than
+    ``window_stride + max_length // 8`` text tokens per window is encoded with the schema split into label groups
+    (an event type stays with its roles, a relation with its qualifiers): each group is one extra pass over the
+    text, exactly as if the record held that group alone, and decoding merges the passes like windows (set union).
+    ``FeatureMeta.schema_group`` / ``EncodingReport.schema_passes`` say so. Per-call ``overflow`` / ``window_stride``
+    never change the processor: calls may run concurrently from several threads.
         special_tokens: tag strings (see ``DEFAULT_SPECIAL_TOKENS``).
         threshold: default decoding threshold on ``sigmoid(logits)``.
         max_parts: longest chain the decoder searches (discontinuous entities).
@@ -129,16 +163,15 @@ class LDNetProcessor(ProcessorMixin):
             raise ValueError("LDNetProcessor needs a tokenizer")
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("LDNetProcessor needs a fast tokenizer (character offsets)")
-        if overflow not in ("window", "error", "truncate"):
-            raise ValueError(f"overflow must be 'window', 'error' or 'truncate', got {overflow!r}")
-        self.max_length = int(max_length)
-        self.overflow = overflow
-        self.window_stride = int(window_stride)
+        # [CLS] + one label tag + the text tag + one text token + [SEP]
+        self.max_length = check_int(max_length, "max_length", 5)
+        self.overflow = check_overflow(overflow)
+        self.window_stride = check_int(window_stride, "window_stride", 0)
         self.special_tokens = {**DEFAULT_SPECIAL_TOKENS, **(special_tokens or {})}
-        self.threshold = float(threshold)
-        self.max_parts = int(max_parts)
-        self.max_links_per_row = int(max_links_per_row)
-        self.decode_budget = int(decode_budget)
+        self.threshold = check_threshold(threshold)
+        self.max_parts = check_int(max_parts, "max_parts", 2)
+        self.max_links_per_row = check_int(max_links_per_row, "max_links_per_row", 1)
+        self.decode_budget = check_int(decode_budget, "decode_budget", 1)
         self.image_config = dict(image_config) if image_config else None
         missing = [t for t in self.special_tokens.values() if t not in tokenizer.get_vocab()]
         if missing:
@@ -151,13 +184,23 @@ class LDNetProcessor(ProcessorMixin):
 
     # -- tokenization helpers ------------------------------------------------------------------------------
     def _pieces(self, strings: Sequence[str]) -> list[list[int]]:
-        todo = [s for s in dict.fromkeys(strings) if s not in self._piece_cache]
+        # read through a local dict: another thread may swap the cache while we look up
+        cache = self._piece_cache
+        found = {s: cache.get(s) for s in dict.fromkeys(strings)}
+        todo = [s for s, ids in found.items() if ids is None]
         if todo:
-            out = self.tokenizer(todo, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-            if len(self._piece_cache) > 50000:
-                self._piece_cache.clear()
-            self._piece_cache.update(zip(todo, out))
-        return [self._piece_cache[s] for s in strings]
+            with _TOKENIZER_LOCK:
+                out = self.tokenizer(todo, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+            found.update(zip(todo, out))
+            if len(cache) > 50000:
+                self._piece_cache = cache = {}
+            cache.update(zip(todo, out))
+        return [found[s] for s in strings]
+
+    def _tokenize_text(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        with _TOKENIZER_LOCK:
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True)
+        return enc["input_ids"], [tuple(o) for o in enc["offset_mapping"]]
 
     # -- encoding ------------------------------------------------------------------------------------------
     def _prefix(self, rec: dict) -> tuple[list[int], dict[int, LabelInfo], dict[tuple[str, str], int], dict]:
@@ -193,102 +236,76 @@ class LDNetProcessor(ProcessorMixin):
     def _gold_items(
         self, rec: dict, label_map: dict, tags: dict[int, LabelInfo], starts: list[int], ends: list[int]
     ) -> list[GoldItem]:
-        ans = rec["ans"]
-        items: dict[tuple, GoldItem] = {}
-
-        def text_part(s: int, e: int, item: GoldItem) -> tuple[str, tuple[int, ...]] | None:
-            ts = bisect.bisect_right(ends, s)  # first token ending after s
-            te = bisect.bisect_left(starts, e) - 1  # last token starting before e
-            if ts >= len(ends) or te < ts:
-                item.status = "no_token"
-                return None
-            if starts[ts] != s or ends[te] != e:
-                item.misaligned = True
-            return ("text", (ts,) if ts == te else (ts, te))
-
-        def tag_part(ns: str, task: str, label: str, item: GoldItem) -> tuple[str, tuple[int, ...]]:
-            idx = label_map[(ns, label)]
-            if tags[idx].task != task:
-                item.label_collision = True
-            return ("tag", (idx,))
-
-        def add(key: tuple, build) -> None:
-            if key in items:
-                return
+        """One :class:`GoldItem` per unit of ``rec["ans"]`` (:func:`answers_ldnet.ans_units`, the units the metric
+        compares), with its chain (SPEC §3.1)."""
+        items: list[GoldItem] = []
+        for key in ans_units(rec["ans"]):
             item = GoldItem(key=key, chain=[])
-            chain = build(item)
+
+            def text(sp: tuple[int, int], item: GoldItem = item) -> tuple[str, tuple[int, ...]] | None:
+                s, e = sp
+                ts = bisect.bisect_right(ends, s)  # first token ending after s
+                te = bisect.bisect_left(starts, e) - 1  # last token starting before e
+                if ts >= len(ends) or te < ts:
+                    item.status = "no_token"
+                    return None
+                if starts[ts] != s or ends[te] != e:
+                    item.misaligned = True
+                return ("text", (ts,) if ts == te else (ts, te))
+
+            def tag(ns: str, task: str, label: str, item: GoldItem = item) -> tuple[str, tuple[int, ...]]:
+                idx = label_map[(ns, label)]
+                if tags[idx].task != task:
+                    item.label_collision = True
+                return ("tag", (idx,))
+
+            kind = key[0]
+            if kind == "cls":
+                chain = [tag("lc", "cls", key[1])]
+            elif kind == "ent":
+                chain = [tag("lm", "ent", key[1]), text(key[2])]
+            elif kind == "discontinuous_ent":
+                if len(key[2]) + 1 > self.max_parts:
+                    item.status, chain = "too_many_parts", []
+                else:
+                    chain = [tag("lm", kind, key[1])] + [text(sp) for sp in key[2]]
+            elif kind in ("rel", "hyper_rel"):
+                chain = [tag("lr", kind, key[1]), text(key[2]), text(key[3])]
+                if kind == "hyper_rel" and key[4] is not None:
+                    chain += [tag("lr", kind, key[4]), text(key[5])]
+            elif kind == "event_trigger":
+                chain = [tag("lm", "event", key[1]), text(key[2])]
+            elif kind == "event_arg":
+                chain = [tag("lr", "event", key[3]), text(key[2]), text(key[4])]
+            else:  # "span"
+                chain = [text(key[1])]
             if item.status == "ok" and any(p is None for p in chain):
                 item.status = "no_token"
             if item.status == "ok":
                 item.chain = chain
-            items[key] = item
+            items.append(item)
+        return items
 
-        for c in ans.get("cls", []):
-            add(("cls", c), lambda it, c=c: [tag_part("lc", "cls", c, it)])
-        for x in ans.get("ent", []):
-            s = _span(x)
-            add(("ent", x["type"], s), lambda it, x=x, s=s: [tag_part("lm", "ent", x["type"], it), text_part(*s, it)])
-        for x in ans.get("discontinuous_ent", []):
-            spans = tuple((int(a), int(b)) for a, b in x["span"])
-
-            def build_disc(it, x=x, spans=spans):
-                if len(spans) + 1 > self.max_parts:
-                    it.status = "too_many_parts"
-                    return []
-                return [tag_part("lm", "discontinuous_ent", x["type"], it)] + [text_part(*sp, it) for sp in spans]
-
-            add(("discontinuous_ent", x["type"], spans), build_disc)
-        for x in ans.get("rel", []):
-            h, t = _span(x["head"]), _span(x["tail"])
-            add(
-                ("rel", x["relation"], h, t),
-                lambda it, x=x, h=h, t=t: [tag_part("lr", "rel", x["relation"], it), text_part(*h, it), text_part(*t, it)],
-            )
-        for x in ans.get("hyper_rel", []):
-            h, t, r = _span(x["head"]), _span(x["tail"]), x["relation"]
-
-            def base(it, r=r, h=h, t=t):
-                return [tag_part("lr", "hyper_rel", r, it), text_part(*h, it), text_part(*t, it)]
-
-            quals = x.get("qualifiers") or []
-            if not quals:
-                add(("hyper_rel", r, h, t, None, None), base)
-            for q in quals:
-                qs = _span(q)
-                add(
-                    ("hyper_rel", r, h, t, q["label"], qs),
-                    lambda it, q=q, qs=qs, base=base: base(it)
-                    + [tag_part("lr", "hyper_rel", q["label"], it), text_part(*qs, it)],
-                )
-        for x in ans.get("event", []):
-            et, trig = x["event_type"], _span(x["trigger"])
-            add(
-                ("event_trigger", et, trig),
-                lambda it, et=et, trig=trig: [tag_part("lm", "event", et, it), text_part(*trig, it)],
-            )
-            for a in x.get("args") or []:
-                sp = _span(a)
-                add(
-                    ("event_arg", et, trig, a["role"], sp),
-                    lambda it, a=a, trig=trig, sp=sp: [
-                        tag_part("lr", "event", a["role"], it),
-                        text_part(*trig, it),
-                        text_part(*sp, it),
-                    ],
-                )
-        for x in ans.get("span", []):
-            s = _span(x)
-            add(("span", s), lambda it, s=s: [text_part(*s, it)])
-        return list(items.values())
-
-    def _windows(self, rid: Any, n_text: int, budget: int) -> list[tuple[int, int]]:
+    def _windows(
+        self, rid: Any, n_text: int, budget: int, overflow: str | None = None, window_stride: int | None = None
+    ) -> list[tuple[int, int]]:
+        overflow = self.overflow if overflow is None else overflow
+        stride = self.window_stride if window_stride is None else window_stride
         if n_text <= budget:
             return [(0, n_text)]
-        if self.overflow == "error":
+        if overflow == "error":
             raise RecordError(rid, "text", f"{n_text} text tokens exceed the {budget} that fit in max_length")
-        if self.overflow == "truncate":
+        if overflow == "truncate":
             return [(0, budget)]
-        step = max(1, budget - self.window_stride)
+        if budget <= stride:
+            # a step of max(1, budget - stride) used to start a window at every text token (silent blow-up)
+            raise RecordError(
+                rid,
+                "window_stride",
+                f"window_stride={stride} leaves no new text per window: a window holds {budget} text tokens beside "
+                f"instruction + schema (+ bg) at max_length={self.max_length}; use a smaller window_stride",
+            )
+        step = budget - stride
         wins, start = [], 0
         while True:
             wins.append((start, min(start + budget, n_text)))
@@ -296,36 +313,236 @@ class LDNetProcessor(ProcessorMixin):
                 return wins
             start += step
 
-    def encode_record(self, record: dict, index: int = 0, validate: bool = True) -> tuple[list[dict], list[GoldItem]]:
-        """Encode one record into one feature per window; returns the features and the record's gold items."""
+    def _fit_suffix(self, suffix: list[int], prefix_len: int, min_text: int) -> list[int]:
+        """``[B] bg [SEP]`` shortened so that ``min_text`` text tokens fit (bg yields its room to the text)."""
+        if prefix_len + len(suffix) + min_text <= self.max_length:
+            return suffix
+        keep = self.max_length - prefix_len - min_text - 2
+        return (suffix[: max(keep, 0) + 1] if keep > 0 else []) + [self.tokenizer.sep_token_id]
+
+    # -- large schemas: label groups -----------------------------------------------------------------------
+    @staticmethod
+    def _schema_units(schema: dict) -> list[tuple[list[tuple[str, str]], list[tuple[str, str, str]]]]:
+        """Schema entries that must share a pass: ``([(field, name)], [(ns, task, label string)])`` in SPEC §2
+        order. An event type keeps its roles, a relation its qualifiers; entries whose tag collides across tasks
+        (same namespace and string, e.g. ``ent: attack`` and ``event: attack``) stay together, so a group decodes
+        exactly as the whole schema would for them."""
+        units: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+        for f, ns in (("cls", "lc"), ("ent", "lm"), ("discontinuous_ent", "lm"), ("rel", "lr")):
+            for x in schema.get(f, []):
+                units.setdefault((f, x), [(ns, f, x)])
+        for r, quals in schema.get("hyper_rel", {}).items():
+            units[("hyper_rel", r)] = [("lr", "hyper_rel", r)] + [("lr", "hyper_rel", q) for q in quals]
+        for et, roles in schema.get("event", {}).items():
+            units[("event", et)] = [("lm", "event", et)] + [("lr", "event", ro) for ro in roles]
+        keys = list(units)
+        parent = list(range(len(keys)))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        first: dict[tuple[str, str], tuple[int, str]] = {}
+        for u, key in enumerate(keys):
+            for ns, task, string in units[key]:
+                seen = first.setdefault((ns, string), (u, task))
+                if seen[1] != task:  # a cross-task tag collision
+                    parent[find(u)] = find(seen[0])
+        merged: dict[int, tuple[list, list]] = {}
+        for u, key in enumerate(keys):
+            entry = merged.setdefault(find(u), ([], []))
+            entry[0].append(key)
+            entry[1].extend(units[key])
+        return list(merged.values())
+
+    @staticmethod
+    def _pack(sizes: list[int], cap: int) -> list[list[int]]:
+        """Consecutive items into groups of total size <= ``cap`` (an item larger than ``cap`` goes alone)."""
+        groups: list[list[int]] = []
+        cur: list[int] = []
+        used = 0
+        for i, size in enumerate(sizes):
+            if cur and used + size > cap:
+                groups.append(cur)
+                cur, used = [], 0
+            cur.append(i)
+            used += size
+        if cur:
+            groups.append(cur)
+        return groups
+
+    def _schema_groups(self, rec: dict, n_text: int, stride: int, overflow: str = "window") -> list[dict] | None:
+        """Split ``rec`` into one sub-record per label group when instruction + schema leave too little room for
+        the text (see the class docstring); ``None`` when the record is encoded whole (the usual case)."""
+        units = self._schema_units(rec["schema"])
+        if len(units) < 2:
+            return None
+        min_text = min(n_text, MIN_TEXT_TOKENS)
+        min_step = max(1, self.max_length // MIN_WINDOW_STEP_FRACTION)
+        instr, bg = rec["instruction"], rec["bg"]
+        base = 1 + (1 + len(self._pieces([instr])[0]) if instr else 0) + (1 if n_text else 0)
+        suffix_len = (1 + len(self._pieces([bg])[0]) if bg else 0) + 1
+        label_len: dict[tuple[str, str], int] = {}
+        for _, labels in units:
+            for ns, _, string in labels:
+                label_len.setdefault((ns, string), 0)
+        for (ns, string), piece in zip(label_len, self._pieces([k[1] for k in label_len])):
+            label_len[(ns, string)] = 1 + len(piece)
+        full = base + sum(label_len.values())  # == len(prefix) of the whole schema (one tag per (ns, string))
+        hard = full + 1 + min_text > self.max_length
+        if not hard:
+            budget = self.max_length - full - len(self._fit_suffix([0] * suffix_len, full, min_text))
+            if n_text <= budget or budget - stride >= min_step:
+                return None
+        cap_soft = self.max_length - base - suffix_len - stride - min_step
+        cap_hard = self.max_length - base - 1 - min_text
+        if cap_soft <= 0 and not hard:
+            return None  # the room is taken by instruction / bg / stride, not by labels: splitting cannot help
+        cap = min(cap_soft, cap_hard) if cap_soft > 0 else cap_hard
+        if cap <= 0:
+            return None  # the instruction alone leaves no room: the encoding error says so
+        sizes = [sum(label_len[k] for k in dict.fromkeys((ns, s) for ns, _, s in labels)) for _, labels in units]
+        g_min = len(self._pack(sizes, cap))
+        if g_min < 2:
+            return None
+
+        def balanced(n_groups: int) -> list[list[int]]:
+            # the smallest capacity giving at most n_groups groups: every pass has about the same text room
+            lo, hi = -(-sum(sizes) // n_groups), cap
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if len(self._pack(sizes, mid)) <= n_groups:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return self._pack(sizes, max(hi, 1))
+
+        def cost(groups: list[list[int]]) -> int:  # forward passes (features): each is one padded window
+            total = 0
+            for group in groups:
+                p_len = base + sum(sizes[u] for u in group)
+                budget = self.max_length - p_len - len(self._fit_suffix([0] * suffix_len, p_len, min_text))
+                total += 1 if n_text <= budget else 1 + -(-(n_text - budget) // max(budget - stride, 1))
+            return total
+
+        # more, smaller groups mean more passes but longer windows (fewer of them): with windows, take the
+        # cheapest count in [g_min, 2 g_min + 2] (the optimum lies near one group's labels ~ one window's step)
+        candidates = range(g_min, min(len(units), 2 * g_min + 2) + 1) if overflow == "window" else [g_min]
+        groups = min((balanced(k) for k in candidates), key=lambda gs: (cost(gs), len(gs)))
+        schema, ans = rec["schema"], rec["ans"]
+        out = []
+        for group in groups:
+            keys = {k for u in group for k in units[u][0]}
+            sub_schema: dict[str, Any] = {}
+            for f in ("cls", "ent", "discontinuous_ent", "rel"):
+                kept = [x for x in schema.get(f, []) if (f, x) in keys]
+                if kept:
+                    sub_schema[f] = kept
+            for f in ("hyper_rel", "event"):
+                kept_d = {k: v for k, v in schema.get(f, {}).items() if (f, k) in keys}
+                if kept_d:
+                    sub_schema[f] = kept_d
+            label_field = {"cls": None, "ent": "type", "discontinuous_ent": "type", "rel": "relation",
+                           "hyper_rel": "relation", "event": "event_type"}
+            sub_ans: dict[str, list] = {}
+            for f, items in ans.items():
+                if f == "span":
+                    continue  # extractive QA has no labels, hence never a split schema
+                lf = label_field[f]
+                kept_a = [x for x in items if (f, x if lf is None else x[lf]) in keys]
+                if kept_a:
+                    sub_ans[f] = kept_a
+            out.append({**rec, "schema": sub_schema, "ans": sub_ans})
+        return out
+
+    def encode_record(
+        self,
+        record: dict,
+        index: int = 0,
+        validate: bool = True,
+        *,
+        overflow: str | None = None,
+        window_stride: int | None = None,
+        report: EncodingReport | None = None,
+    ) -> tuple[list[dict], list[GoldItem]]:
+        """Encode one record into one feature per window (per label group when the schema is split); returns the
+        features and the record's gold items.
+
+        ``overflow`` / ``window_stride`` override the processor's for this record only. Counts go to ``report``
+        when given, else to the cumulative ``self.report``.
+        """
+        overflow = self.overflow if overflow is None else check_overflow(overflow)
+        stride = self.window_stride if window_stride is None else check_int(window_stride, "window_stride", 0)
         rec = validate_record(record) if validate else normalize_record(record)
+        rep = EncodingReport() if report is None else report
+        text_ids, offsets = self._tokenize_text(rec["text"]) if rec["text"] else ([], [])
+        passes = self._schema_groups(rec, len(text_ids), stride, overflow) or [rec]
+        feats: list[dict] = []
+        gold: list[GoldItem] = []
+        windowed = False
+        for g, sub in enumerate(passes):
+            f, gl = self._encode_pass(sub, index, text_ids, offsets, overflow, stride, rep, g, len(passes))
+            windowed |= len(f) > 1
+            feats.extend(f)
+            gold.extend(gl)
+        rep.records += 1
+        rep.features += len(feats)
+        rep.windowed_records += windowed
+        rep.schema_passes += len(passes)
+        rep.split_records += len(passes) > 1
+        for g in gold:
+            rep.items += 1
+            if g.status == "ok":
+                rep.encoded += 1
+            else:
+                rep.unencodable[g.status] += 1
+            rep.misaligned += g.misaligned
+            rep.label_collisions += g.label_collision
+        if report is None:
+            self._merge_report(rep)
+        return feats, gold
+
+    def _encode_pass(
+        self,
+        rec: dict,
+        index: int,
+        text_ids: list[int],
+        offsets: list[tuple[int, int]],
+        overflow: str,
+        stride: int,
+        report: EncodingReport,
+        group: int = 0,
+        n_groups: int = 1,
+    ) -> tuple[list[dict], list[GoldItem]]:
+        """One pass over the text with ``rec``'s (possibly partial) schema: one feature per window."""
         rid = rec["id"]
         prefix, tags, label_map, positions = self._prefix(rec)
         text, bg = rec["text"], rec["bg"]
         plain = not tags
-        if text:
-            enc = self.tokenizer(
-                text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True
-            )
-            text_ids, offsets = enc["input_ids"], [tuple(o) for o in enc["offset_mapping"]]
+        if text_ids:
             prefix = prefix + [self._tag_ids["text_plain" if plain else "text"]]
-        else:
-            text_ids, offsets = [], []
         text_offset = len(prefix)
         suffix = ([self._tag_ids["background"]] + self._pieces([bg])[0] if bg else []) + [self.tokenizer.sep_token_id]
-        min_text = min(len(text_ids), 8)
+        min_text = min(len(text_ids), MIN_TEXT_TOKENS)
         if len(prefix) + 1 + min_text > self.max_length:
+            what = "instruction + schema" if n_groups == 1 else (
+                f"instruction + schema label group {group + 1}/{n_groups} ({sorted(rec['schema'])})"
+            )
+            n_instr = 1 + len(self._pieces([rec["instruction"]])[0]) if rec["instruction"] else 0
             raise RecordError(
                 rid,
                 "schema",
-                f"instruction + schema take {len(prefix)} tokens; max_length={self.max_length} leaves no room for text",
+                f"{what} take {len(prefix)} tokens (the instruction {n_instr}); max_length={self.max_length} "
+                "leaves no room for text",
             )
-        if len(prefix) + len(suffix) + min_text > self.max_length:  # bg yields its room to the text
-            keep = self.max_length - len(prefix) - min_text - 2
-            suffix = (suffix[: max(keep, 0) + 1] if keep > 0 else []) + [self.tokenizer.sep_token_id]
-            self.report.truncated_bg += 1
+        fitted = self._fit_suffix(suffix, len(prefix), min_text)
+        if fitted is not suffix:
+            report.truncated_bg += 1
+        suffix = fitted
         budget = self.max_length - len(prefix) - len(suffix)
-        windows = self._windows(rid, len(text_ids), budget) if text_ids else [(0, 0)]
+        windows = self._windows(rid, len(text_ids), budget, overflow, stride) if text_ids else [(0, 0)]
         starts = [o[0] for o in offsets]
         ends = [o[1] for o in offsets]
         gold = self._gold_items(rec, label_map, tags, starts, ends)
@@ -365,24 +582,14 @@ class LDNetProcessor(ProcessorMixin):
                         schema=rec["schema"],
                         plain_text_mode=plain,
                         label_positions=positions,
+                        schema_group=group,
+                        schema_groups=n_groups,
                     ),
                 }
             )
         for gi, g in enumerate(gold):
             if g.status == "ok" and not placed[gi]:
                 g.status = "truncated"
-        r = self.report
-        r.records += 1
-        r.features += len(feats)
-        r.windowed_records += len(feats) > 1
-        for g in gold:
-            r.items += 1
-            if g.status == "ok":
-                r.encoded += 1
-            else:
-                r.unencodable[g.status] += 1
-            r.misaligned += g.misaligned
-            r.label_collisions += g.label_collision
         return feats, gold
 
     def __call__(
@@ -397,9 +604,15 @@ class LDNetProcessor(ProcessorMixin):
         return_tensors: str | None = None,
         validate: bool = True,
         return_gold: bool = False,
+        overflow: str | None = None,
+        window_stride: int | None = None,
         **kwargs: Any,
     ) -> BatchFeature:
         """Encode records (or ``text`` + ``schema`` + ``instruction``).
+
+        ``overflow`` / ``window_stride`` override the processor's settings for this call only (nothing shared is
+        changed, so concurrent calls with different settings are safe). The call's own ``encoding_report`` is
+        returned with the encoding (and also added to the cumulative ``processor.report``).
 
         Returns a ``BatchFeature`` with ``input_ids``, ``attention_mask``, ``span_graph_links`` (``[n, 4]``:
         feature, channel, i, j), ``label_drop_targets``, ``overflow_to_sample_mapping`` and — kept as python
@@ -408,24 +621,39 @@ class LDNetProcessor(ProcessorMixin):
         ``datasets.map`` + a padding collator). Images (``pixel_values``/``image_mask``) are added when the records
         carry ``image`` or ``images`` is given and the processor has an ``image_config``.
         """
+        if overflow is not None:
+            check_overflow(overflow)
+        if window_stride is not None:
+            window_stride = check_int(window_stride, "window_stride", 0)
         if records is None:
             if text is None:
                 raise ValueError("LDNetProcessor: pass `records` or `text` (+ `schema`)")
-            texts = [text] if isinstance(text, str) else list(text)
+            if isinstance(text, str):
+                texts = [text]
+            elif isinstance(text, (list, tuple)):
+                texts = list(text)
+            else:
+                raise TypeError(f"LDNetProcessor: `text` must be a string or a list of strings, got {type(text).__name__}")
+            for i, t in enumerate(texts):
+                if not isinstance(t, str):
+                    raise TypeError(f"LDNetProcessor: text[{i}] must be a string, got {type(t).__name__} {t!r:.60}")
+            check_schema_fields(schema, "LDNetProcessor: schema")
             records = [
                 {"id": i, "instruction": instruction or "", "schema": schema or {}, "text": t, "bg": bg, "ans": {}}
                 for i, t in enumerate(texts)
             ]
         elif isinstance(records, dict):
             records = [records]
-        before = self.report
-        self.report = EncodingReport()
+        elif isinstance(records, (str, bytes, bytearray)):
+            raise TypeError("LDNetProcessor: `records` must be a dict or a list of dicts; pass a text as `text=`")
+        report = EncodingReport()
         feats, golds = [], []
         for i, rec in enumerate(records):
-            f, g = self.encode_record(rec, i, validate=validate)
+            f, g = self.encode_record(
+                rec, i, validate=validate, overflow=overflow, window_stride=window_stride, report=report
+            )
             feats.extend(f)
             golds.append(g)
-        report, self.report = self.report, before
         self._merge_report(report)
         if report.unencodable:
             logger.warning("LDNetProcessor: %s", report)
@@ -455,11 +683,8 @@ class LDNetProcessor(ProcessorMixin):
         return BatchFeature(data=data, tensor_type=None)
 
     def _merge_report(self, r: EncodingReport) -> None:
-        t = self.report
-        for name in ("records", "features", "items", "encoded", "misaligned", "label_collisions", "windowed_records"):
-            setattr(t, name, getattr(t, name) + getattr(r, name))
-        t.truncated_bg += r.truncated_bg
-        t.unencodable.update(r.unencodable)
+        with _REPORT_LOCK:
+            self.report.merge(r)
 
     def pad(self, data: dict[str, Any]) -> dict[str, Any]:
         """Right-pad per-feature lists into tensors; sparse links become ``[n, 4]`` with the feature index first."""
@@ -535,7 +760,7 @@ class LDNetProcessor(ProcessorMixin):
             mask[i] = True
         return pix, mask
 
-    # -- decoding ------------------------------------------------------------------------------------------
+    # -- decoding: answers_ldnet --------------------------------------------------------------------------
     def post_process_extraction(
         self,
         logits: torch.Tensor,
@@ -545,123 +770,20 @@ class LDNetProcessor(ProcessorMixin):
     ) -> list[dict]:
         """Decode ``[B, 3, L, L]`` logits (as the model returns them) into one unified ``ans`` dict per record.
 
-        Windows of one record are merged (set union). Spans are character offsets into the record's ``text``.
-        With ``return_scores`` every item carries ``score``: the smallest link probability of its chain.
+        See :func:`answers_ldnet.decode_extraction`: windows (and schema passes) of one record are merged, spans
+        are character offsets into the record's ``text``, ``return_scores`` adds each item's ``score`` (smallest
+        link probability of its chain). A record whose search ran out of ``decode_budget`` carries
+        ``"decode_truncated": True``, and the call logs one warning.
         """
-        metas: list[FeatureMeta] = encoding["meta"]
-        if logits.shape[0] != len(metas):
-            raise ValueError(f"logits batch {logits.shape[0]} != {len(metas)} encoded features")
-        thr = self.threshold if threshold is None else float(threshold)
-        lengths = [m.length for m in metas]
-        y = threshold_logits(logits, lengths, thr, self.max_links_per_row)
-        n_records = max((m.record_index for m in metas), default=-1) + 1
-        merged: list[dict[tuple, float]] = [{} for _ in range(n_records)]
-        records_meta: dict[int, FeatureMeta] = {}
-        self.last_decode_budget_exhausted = 0
-        for b, meta in enumerate(metas):
-            n = meta.length
-            probs = torch.sigmoid(logits[b, :, :n, :n].detach().float()).cpu().numpy()
-            lo = meta.text_offset
-            hi = lo + meta.window[1] - meta.window[0]
-            res = decode_chains(
-                y[b, :, :n, :n], probs[0], meta.tags, (lo, hi), meta.plain_text_mode, self.max_parts, self.decode_budget
-            )
-            self.last_decode_budget_exhausted += res.budget_exhausted
-            records_meta.setdefault(meta.record_index, meta)
-            chain_score = {
-                chain: float(min(probs[c, i, j] for c, i, j in chain_links(chain))) for chain in res.chains
-            }
-            for chain, score in chain_score.items():
-                for item in interpret_chains([chain], meta.tags, meta.schema, meta.plain_text_mode):
-                    if item[0] == "event":
-                        continue
-                    key = self._char_item(item, meta)
-                    merged[meta.record_index][key] = max(score, merged[meta.record_index].get(key, 0.0))
-            # events need all chains of the window together (triggers + arguments); the event's score is the
-            # smallest link probability over its trigger chain and its argument chains
-            tag_of = {(info.ns, info.string): idx for idx, info in meta.tags.items()}
-            for item in interpret_chains(res.chains, meta.tags, meta.schema, meta.plain_text_mode):
-                if item[0] == "event":
-                    _, etype, trig, args = item
-                    parts = [((tag_of[("lm", etype)],), trig)]
-                    parts += [((tag_of[("lr", role)],), trig, arg) for role, arg in args]
-                    score = min(chain_score.get(ch, 1.0) for ch in parts)
-                    key = self._char_item(item, meta)
-                    merged[meta.record_index][key] = max(score, merged[meta.record_index].get(key, 0.0))
-        return [
-            self._to_ans(merged[r], records_meta[r].text if r in records_meta else "", return_scores)
-            for r in range(n_records)
-        ]
-
-    @staticmethod
-    def _char_span(part: tuple[int, ...], meta: FeatureMeta) -> tuple[int, int]:
-        base = meta.window[0] - meta.text_offset
-        return meta.token_offsets[part[0] + base][0], meta.token_offsets[part[-1] + base][1]
-
-    def _char_item(self, item: tuple, meta: FeatureMeta) -> tuple:
-        cs = lambda p: self._char_span(p, meta)  # noqa: E731
-        kind = item[0]
-        if kind == "cls":
-            return item
-        if kind == "ent":
-            return ("ent", item[1], cs(item[2]))
-        if kind == "discontinuous_ent":
-            return ("discontinuous_ent", item[1], tuple(cs(p) for p in item[2]))
-        if kind == "rel":
-            return ("rel", item[1], cs(item[2]), cs(item[3]))
-        if kind == "hyper_rel":
-            return ("hyper_rel", item[1], cs(item[2]), cs(item[3]), item[4], cs(item[5]) if item[5] else None)
-        if kind == "event":
-            return ("event", item[1], cs(item[2]), tuple(sorted((r, cs(p)) for r, p in item[3])))
-        if kind == "span":
-            return ("span", cs(item[1]))
-        raise ValueError(kind)
-
-    @staticmethod
-    def _to_ans(items: dict[tuple, float], text: str, return_scores: bool) -> dict:
-        def sp(s: tuple[int, int]) -> dict:
-            return {"text": text[s[0] : s[1]], "span": [s[0], s[1]]}
-
-        def scored(d: dict, score: float) -> dict:
-            if return_scores:
-                d["score"] = round(score, 6)
-            return d
-
-        ans: dict[str, list] = {}
-        events: dict[tuple, dict] = {}
-        for key in sorted(items, key=repr):
-            score = items[key]
-            kind = key[0]
-            if kind == "cls":
-                ans.setdefault("cls", []).append(key[1])
-            elif kind == "ent":
-                ans.setdefault("ent", []).append(scored({"type": key[1], **sp(key[2])}, score))
-            elif kind == "discontinuous_ent":
-                d = {"type": key[1], "text": " ".join(text[a:b] for a, b in key[2]), "span": [list(s) for s in key[2]]}
-                ans.setdefault("discontinuous_ent", []).append(scored(d, score))
-            elif kind == "rel":
-                d = {"relation": key[1], "head": sp(key[2]), "tail": sp(key[3])}
-                ans.setdefault("rel", []).append(scored(d, score))
-            elif kind == "hyper_rel":
-                fact = ("hyper_rel", key[1], key[2], key[3])
-                d = events.setdefault(
-                    fact, {"relation": key[1], "head": sp(key[2]), "tail": sp(key[3]), "qualifiers": []}
-                )
-                if key[4] is not None:
-                    d["qualifiers"].append({"label": key[4], **sp(key[5])})
-                if return_scores:
-                    d["score"] = max(d.get("score", 0.0), round(score, 6))
-            elif kind == "event":
-                ev = ("event", key[1], key[2])
-                d = events.setdefault(ev, {"event_type": key[1], "trigger": sp(key[2]), "args": []})
-                for role, s in key[3]:
-                    arg = {"role": role, **sp(s)}
-                    if arg not in d["args"]:
-                        d["args"].append(arg)
-                if return_scores:
-                    d["score"] = max(d.get("score", 0.0), round(score, 6))
-            elif kind == "span":
-                ans.setdefault("span", []).append(scored(sp(key[1]), score))
-        for key, d in events.items():
-            ans.setdefault("hyper_rel" if key[0] == "hyper_rel" else "event", []).append(d)
-        return ans
+        answers, report = decode_extraction(
+            logits,
+            encoding["meta"],
+            self.threshold if threshold is None else threshold,
+            max_parts=self.max_parts,
+            max_links_per_row=self.max_links_per_row,
+            budget=self.decode_budget,
+            return_scores=return_scores,
+        )
+        # windows cut in the last call (the trainer's eval counter); the per-record flag is the thread-safe signal
+        self.last_decode_budget_exhausted = report.windows_cut
+        return answers

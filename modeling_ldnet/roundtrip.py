@@ -12,10 +12,15 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .answers_ldnet import ans_units
+from .span_graph import is_simple_chain
+
 #: Why a gold item may not come back. ``truncated``: outside every window / max_length; ``no_token``: the span
 #: covers no token (whitespace only); ``too_many_parts``: more fragments than ``max_parts``;
 #: ``subword_boundary``: a span boundary falls inside a token, so the decoded offsets snap to the token;
 #: ``label_collision``: one label string used by two tasks of the same tag namespace (the first task types it);
+#: ``repeated_span``: the tuple names one span twice (head == tail of several tokens, a fragment listed twice):
+#: decoding returns simple chains only (``span_graph.is_simple_chain``, docs/decoding.md);
 #: ``link_interference``: encoded correctly but links of other tuples of the record change the decoded chain.
 MISS_CATEGORIES = (
     "truncated",
@@ -23,40 +28,23 @@ MISS_CATEGORIES = (
     "too_many_parts",
     "subword_boundary",
     "label_collision",
+    "repeated_span",
     "link_interference",
 )
 
 
-def _sp(x: dict) -> tuple[int, int]:
-    return int(x["span"][0]), int(x["span"][1])
-
-
 def ans_keys(ans: dict) -> set[tuple]:
-    """The set of char-level units of an ``ans`` dict (the same units the processor encodes)."""
-    keys: set[tuple] = set()
-    for c in ans.get("cls") or []:
-        keys.add(("cls", c))
-    for x in ans.get("ent") or []:
-        keys.add(("ent", x["type"], _sp(x)))
-    for x in ans.get("discontinuous_ent") or []:
-        keys.add(("discontinuous_ent", x["type"], tuple((int(a), int(b)) for a, b in x["span"])))
-    for x in ans.get("rel") or []:
-        keys.add(("rel", x["relation"], _sp(x["head"]), _sp(x["tail"])))
-    for x in ans.get("hyper_rel") or []:
-        h, t = _sp(x["head"]), _sp(x["tail"])
-        quals = x.get("qualifiers") or []
-        if not quals:
-            keys.add(("hyper_rel", x["relation"], h, t, None, None))
-        for q in quals:
-            keys.add(("hyper_rel", x["relation"], h, t, q["label"], _sp(q)))
-    for x in ans.get("event") or []:
-        trig = _sp(x["trigger"])
-        keys.add(("event_trigger", x["event_type"], trig))
-        for a in x.get("args") or []:
-            keys.add(("event_arg", x["event_type"], trig, a["role"], _sp(a)))
-    for x in ans.get("span") or []:
-        keys.add(("span", _sp(x)))
-    return keys
+    """The set of char-level units of an ``ans`` dict (the same units the processor encodes and the metric
+    compares: :func:`answers_ldnet.ans_units`)."""
+    return set(ans_units(ans))
+
+
+_TEXT_BASE = 1 << 30
+
+
+def _gold_chain(g) -> tuple:
+    """A gold item's chain with text tokens moved past every tag index (they are relative to the text)."""
+    return tuple(p if kind == "tag" else tuple(_TEXT_BASE + i for i in p) for kind, p in g.chain)
 
 
 @dataclass
@@ -110,6 +98,8 @@ def roundtrip(processor, records: Sequence[dict], batch_size: int = 64, max_exam
                     cat = "subword_boundary"
                 elif g.label_collision:
                     cat = "label_collision"
+                elif not is_simple_chain(_gold_chain(g)):
+                    cat = "repeated_span"
                 else:
                     cat = "link_interference"
                 rep.misses[cat] += 1

@@ -10,12 +10,20 @@ field may be absent or ``None`` (``datasets`` fills missing struct fields with `
 from __future__ import annotations
 
 import copy
+import difflib
+import math
 from typing import Any
 
-SCHEMA_LIST_FIELDS = ("cls", "ent", "discontinuous_ent", "rel")
-SCHEMA_DICT_FIELDS = ("hyper_rel", "event")
-SCHEMA_FIELDS = SCHEMA_LIST_FIELDS + SCHEMA_DICT_FIELDS
-ANS_FIELDS = ("cls", "ent", "discontinuous_ent", "rel", "hyper_rel", "event", "span")
+from .vocabulary_ldnet import ANS_FIELDS, SCHEMA_DICT_FIELDS, SCHEMA_LIST_FIELDS
+from .vocabulary_ldnet import TASK_FIELDS as SCHEMA_FIELDS
+
+OVERFLOW_MODES = ("window", "error", "truncate")
+#: Common spellings of schema fields, for "did you mean" hints.
+_FIELD_ALIASES = {
+    "entity": "ent", "entities": "ent", "ents": "ent", "ner": "ent", "relation": "rel", "relations": "rel",
+    "rels": "rel", "events": "event", "classes": "cls", "labels": "cls", "class": "cls", "classification": "cls",
+    "discontinuous": "discontinuous_ent", "hyper_relation": "hyper_rel", "qualifiers": "hyper_rel",
+}
 
 
 class RecordError(ValueError):
@@ -25,6 +33,73 @@ class RecordError(ValueError):
         self.record_id = record_id
         self.field = field
         super().__init__(f"record {record_id!r}, field {field!r}: {message}")
+
+
+def _unknown_fields_message(unknown: set, allowed: tuple[str, ...], what: str) -> str:
+    hints = []
+    for k in sorted(unknown, key=repr):
+        guess = _FIELD_ALIASES.get(str(k).lower()) or next(iter(difflib.get_close_matches(str(k), allowed, 1)), None)
+        hints.append(f"{k!r} (did you mean {guess!r}?)" if guess else repr(k))
+    return f"unknown {what} {', '.join(hints)}; allowed: {list(allowed)}"
+
+
+def check_schema_fields(schema: Any, where: str = "schema") -> None:
+    """Raise ``ValueError`` naming ``where`` when ``schema`` is not a dict or has a key outside :data:`SCHEMA_FIELDS`
+    (checked before anything reads the schema, so a typo is never mistaken for an empty schema)."""
+    if schema is None:
+        return
+    if not isinstance(schema, dict):
+        raise TypeError(f"{where}: expected a dict like {{'ent': [...], 'rel': [...]}}, got {type(schema).__name__}")
+    unknown = set(schema) - set(SCHEMA_FIELDS)
+    if unknown:
+        raise ValueError(f"{where}: {_unknown_fields_message(unknown, SCHEMA_FIELDS, 'schema fields')}")
+
+
+# -- argument validation (shared by the processor and the pipeline) ---------------------------------------------
+
+
+def check_int(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
+    """An integer argument in ``[minimum, maximum]`` (bools, non-integral floats and strings are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+        isinstance(value, float) and not value.is_integer()
+    ):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def check_threshold(value: Any, name: str = "threshold", channels: int = 3) -> float | tuple[float, ...]:
+    """A probability threshold strictly inside ``(0, 1)`` (0 keeps every link, 1 none: both are mistakes), or one
+    such value per span-graph channel (calibrated thresholds, ``LDNetConfig.decode_channel_thresholds``)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != channels:
+            raise ValueError(f"{name} needs one value or {channels} per-channel values, got {len(value)}")
+        return tuple(float(check_threshold(v, f"{name}[{i}]")) for i, v in enumerate(value))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float in (0, 1), got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not (math.isfinite(value) and 0.0 < value < 1.0):
+        raise ValueError(f"{name} must be in (0, 1), got {value}")
+    return value
+
+
+def check_overflow(value: Any, name: str = "overflow") -> str:
+    if value not in OVERFLOW_MODES:
+        raise ValueError(f"{name} must be one of {list(OVERFLOW_MODES)}, got {value!r}")
+    return value
+
+
+def _text_field(record: dict, field: str, rid: Any) -> str:
+    """``None``/absent -> ``""``; a string as is; anything else (``0``, ``[]``, bytes) is an error, never ``""``."""
+    value = record.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise RecordError(rid, field, f"expected a string, got {type(value).__name__} {value!r:.80}")
+    return value
 
 
 def _dict_form(value: Any, record_id: Any, field: str) -> dict[str, list[str]]:
@@ -56,19 +131,20 @@ def normalize_record(record: dict[str, Any]) -> dict[str, Any]:
     rid = record.get("id")
     out: dict[str, Any] = {
         "id": rid,
-        "instruction": record.get("instruction") or "",
-        "text": record.get("text") or "",
-        "bg": record.get("bg") or "",
+        "instruction": _text_field(record, "instruction", rid),
+        "text": _text_field(record, "text", rid),
+        "bg": _text_field(record, "bg", rid),
     }
     image = record.get("image")
     if image is not None and not (isinstance(image, str) and image == ""):  # path, PIL image, array or tensor
         out["image"] = image
-    schema_in = record.get("schema") or {}
+    schema_in = record.get("schema")
+    schema_in = {} if schema_in is None else schema_in  # only None means "absent": [] or "" is a type error
     if not isinstance(schema_in, dict):
         raise RecordError(rid, "schema", f"expected a dict, got {type(schema_in).__name__}")
     unknown = set(schema_in) - set(SCHEMA_FIELDS)
     if unknown:
-        raise RecordError(rid, "schema", f"unknown schema fields {sorted(unknown)}; allowed: {SCHEMA_FIELDS}")
+        raise RecordError(rid, "schema", _unknown_fields_message(unknown, SCHEMA_FIELDS, "schema fields"))
     schema: dict[str, Any] = {}
     for f in SCHEMA_LIST_FIELDS:
         v = schema_in.get(f)
@@ -82,12 +158,13 @@ def normalize_record(record: dict[str, Any]) -> dict[str, Any]:
         if v:
             schema[f] = v
     out["schema"] = schema
-    ans_in = record.get("ans") or {}
+    ans_in = record.get("ans")
+    ans_in = {} if ans_in is None else ans_in
     if not isinstance(ans_in, dict):
         raise RecordError(rid, "ans", f"expected a dict, got {type(ans_in).__name__}")
     unknown = set(ans_in) - set(ANS_FIELDS)
     if unknown:
-        raise RecordError(rid, "ans", f"unknown answer fields {sorted(unknown)}; allowed: {ANS_FIELDS}")
+        raise RecordError(rid, "ans", _unknown_fields_message(unknown, ANS_FIELDS, "answer fields"))
     out["ans"] = {k: copy.deepcopy(v) for k, v in ans_in.items() if v}
     return out
 
@@ -129,9 +206,12 @@ def validate_record(record: dict[str, Any]) -> dict[str, Any]:
     Checks: types of every field, every span inside ``text`` with ``text[s:e] == mention``, every label in the
     record's own schema, event roles legal for their event type, hyper-relation qualifiers legal for the relation.
     """
+    if isinstance(record, dict) and "text" not in record:
+        # a misspelt or missing ``text`` would otherwise silently become "" (and an empty answer)
+        raise RecordError(record.get("id"), "text", 'missing (use "" for a record without text)')
     r = normalize_record(record)
     rid = r["id"]
-    if not isinstance(rid, (str, int)) or rid == "":
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)) or rid == "":
         raise RecordError(rid, "id", "expected a non-empty string (or int) id")
     for f in ("instruction", "text", "bg"):
         _check_str(r[f], rid, f)

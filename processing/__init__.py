@@ -26,6 +26,7 @@ from . import (  # noqa: F401
     nyt,
     scierc,
     squad,
+    user_formats,  # users' own data: bio, spacy, labelstudio, gliner, brat
 )
 from .convert import ConversionReport, convert_benchmark, load_unified, write_unified
 from .features import UNIFIED_FEATURES, to_arrow_record, to_spec_record

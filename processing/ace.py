@@ -33,18 +33,16 @@ in any split file present (sorted).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .conll03 import NER_INSTRUCTION
-from .conll04 import JOINT_INSTRUCTION, RE_INSTRUCTION, as_bool, read_spert_json
-from .convert import ConversionReport, TokenText, load_jsonl_objects, read_split_files
-from .registry import Benchmark, SourceFormatError, register
+from modeling_ldnet.vocabulary_ldnet import EE_INSTRUCTION, JOINT_INSTRUCTION, NER_INSTRUCTION, RE_INSTRUCTION
 
-EE_INSTRUCTION = "Please identify the events and their arguments in the text."
+from .conll04 import read_spert_json
+from .convert import ConversionReport, TokenText, as_bool, load_jsonl_objects, read_json_file, read_split_files
+from .registry import Benchmark, SourceFormatError, register
 
 ENT_LABELS = {
     "FAC": "facility",
@@ -70,12 +68,7 @@ REL_LABELS = {
 
 def _read_mrc_ner(path: Path, dataset: str, split: str, instruction: str,
                   report: ConversionReport) -> Iterator[dict[str, Any]]:
-    try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SourceFormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
-    if not isinstance(items, list):
-        raise SourceFormatError(path, 1, "expected a JSON list of MRC-NER items")
+    items = read_json_file(path, list, "expected a JSON list of MRC-NER items")
     # group items by sentence, keeping the file order of sentences
     sentences: dict[str, dict[str, Any]] = {}
     for i, item in enumerate(items):
@@ -119,14 +112,10 @@ def _mrc_reader(dataset: str):
     ) -> dict[str, Iterator[dict[str, Any]]]:
         """``{split: records}`` for ``src_dir/mrc-ner.{train,dev,test}``."""
         report = report or ConversionReport(dataset)
-        out = {}
-        for split in ("train", "dev", "test"):
-            path = Path(src_dir) / f"mrc-ner.{split}"
-            if path.is_file():
-                out[split] = _read_mrc_ner(path, dataset, split, instruction, report)
-            else:
-                report.missing(split, path)
-        return out
+        files = {split: f"mrc-ner.{split}" for split in ("train", "dev", "test")}
+        return read_split_files(
+            src_dir, files, lambda path, split: _read_mrc_ner(path, dataset, split, instruction, report), report
+        )
 
     return read_splits
 
@@ -146,7 +135,7 @@ def read_ace05_rel(
         for split in ("train", "dev", "test"):
             report.missing(split, path)
         return {}
-    joint = as_bool(with_entities)
+    joint = as_bool(with_entities, "with_entities")
     if joint and instruction == RE_INSTRUCTION:
         instruction = JOINT_INSTRUCTION
     return read_spert_json(path, dataset="ace05-rel", instruction=instruction, ent_labels=ENT_LABELS,

@@ -21,15 +21,14 @@ drop ("duplicate triplet"). Ids: ``<name>.<split>.<line index>`` (e.g. ``aste-14
 from __future__ import annotations
 
 import ast
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .convert import ConversionReport, TokenText
-from .registry import Benchmark, SourceFormatError, register
+from modeling_ldnet.vocabulary_ldnet import ABSA_INSTRUCTION
 
-ABSA_INSTRUCTION = "Please identify the aspect terms, opinion terms and their sentiment polarity in the text."
+from .convert import ConversionReport, TokenText, read_json_file, read_split_files, unified_record
+from .registry import Benchmark, SourceFormatError, register
 
 POLARITY = {"POS": "positive", "NEG": "negative", "NEU": "neutral"}
 LABELS = ["positive", "negative", "neutral"]
@@ -91,12 +90,7 @@ def iter_pengb(path: Path) -> Iterator[tuple[int, list[str], list[Triplet]]]:
 
     The file is one JSON list; the "line" reported in errors is the 1-based item number for structural errors.
     """
-    try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SourceFormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
-    if not isinstance(items, list):
-        raise SourceFormatError(path, 1, "expected a JSON list of sentences")
+    items = read_json_file(path, list, "expected a JSON list of sentences")
     for k, it in enumerate(items, 1):
         try:
             tokens = list(it["words"])
@@ -129,29 +123,16 @@ def to_record(name: str, split: str, n: int, tokens: list[str], triplets: list[T
             continue
         seen.add(t)
         rels.append({"relation": POLARITY[t[4]], "head": tt.mention(t[0], t[1]), "tail": tt.mention(t[2], t[3])})
-    return {
-        "id": f"{name}.{split}.{n}",
-        "instruction": instruction,
-        "schema": {"rel": list(LABELS)},
-        "text": tt.text,
-        "bg": "",
-        "ans": {"rel": rels},
-    }
+    return unified_record(f"{name}.{split}.{n}", instruction, {"rel": list(LABELS)}, tt.text, {"rel": rels})
 
 
 def _reader(name: str, dataset: str, copy: str) -> Any:
     def read_splits(src_dir: Path, instruction: str = ABSA_INSTRUCTION, report: ConversionReport | None = None
                     ) -> dict[str, Iterator[dict[str, Any]]]:
         rep = report or ConversionReport(name)
-        base = _dataset_dir(Path(src_dir), dataset, copy)
-        out = {}
-        for split in SPLITS:
-            path = base / (f"{split}_triplets.txt" if copy == "v2" else f"{split}_convert.json")
-            if path.is_file():
-                out[split] = _records(name, split, path, copy, instruction, rep)
-            else:
-                rep.missing(split, path)
-        return out
+        files = {split: f"{split}_triplets.txt" if copy == "v2" else f"{split}_convert.json" for split in SPLITS}
+        return read_split_files(_dataset_dir(Path(src_dir), dataset, copy), files,
+                                lambda path, split: _records(name, split, path, copy, instruction, rep), rep)
 
     read_splits.__doc__ = f"``{{split: records}}`` for {name} (ASTE {copy} copy of {dataset})."
     return read_splits

@@ -27,15 +27,16 @@ is kept once (reported as a drop, "duplicate entity"). Ids: ``cadec.<split>.<lin
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .convert import ConversionReport, TokenText, read_split_files
-from .registry import Benchmark, SourceFormatError, register
+from modeling_ldnet.vocabulary_ldnet import NER_INSTRUCTION
 
-DNER_INSTRUCTION = "Please identify possible entities from the given text and determine their types."
+from .convert import ConversionReport, TokenText, iter_json_lines, register_split_files, unified_record
+from .registry import SourceFormatError
+
+DNER_INSTRUCTION = NER_INSTRUCTION
 SPLITS = ("train", "dev", "test")
 LABELS = ["ADR"]
 
@@ -133,63 +134,37 @@ def rebuild_entities(ner: list[list[Any]], rels: list[list[Any]], path: Path, li
 
 
 def _records(path: Path, split: str, instruction: str, report: ConversionReport) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        n = 0
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    n = 0
+    for lineno, doc in iter_json_lines(path):
+        if not isinstance(doc, dict) or not all(k in doc for k in ("sentences", "ner", "relations")):
+            raise SourceFormatError(path, lineno, "expected a dict with 'sentences', 'ner' and 'relations'")
+        if not (len(doc["sentences"]) == len(doc["ner"]) == len(doc["relations"]) == 1):
+            raise SourceFormatError(path, lineno, "expected exactly one sentence (with one ner / relations list)")
+        tokens = doc["sentences"][0]
+        if not tokens or not all(isinstance(t, str) and t and not any(c.isspace() for c in t) for t in tokens):
+            raise SourceFormatError(path, lineno, "tokens must be non-empty strings without whitespace")
+        tt = TokenText(tokens)
+        ents, seen = [], set()
+        for typ, frags in rebuild_entities(doc["ner"][0], doc["relations"][0], path, lineno):
+            if any(e >= len(tokens) for _, e in frags):
+                raise SourceFormatError(path, lineno, f"fragment {frags} outside the {len(tokens)} tokens")
+            if typ not in LABELS:
+                raise SourceFormatError(path, lineno, f"unknown entity type {typ!r}; expected {LABELS}")
+            key = (typ, tuple(frags))
+            if key in seen:
+                report.drop(split, "duplicate entity", f"{path.name}:{lineno} {typ} {frags}")
                 continue
-            try:
-                doc = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SourceFormatError(path, lineno, f"invalid JSON: {exc.msg}") from None
-            if not isinstance(doc, dict) or not all(k in doc for k in ("sentences", "ner", "relations")):
-                raise SourceFormatError(path, lineno, "expected a dict with 'sentences', 'ner' and 'relations'")
-            if not (len(doc["sentences"]) == len(doc["ner"]) == len(doc["relations"]) == 1):
-                raise SourceFormatError(path, lineno, "expected exactly one sentence (with one ner / relations list)")
-            tokens = doc["sentences"][0]
-            if not tokens or not all(isinstance(t, str) and t and not any(c.isspace() for c in t) for t in tokens):
-                raise SourceFormatError(path, lineno, "tokens must be non-empty strings without whitespace")
-            tt = TokenText(tokens)
-            ents, seen = [], set()
-            for typ, frags in rebuild_entities(doc["ner"][0], doc["relations"][0], path, lineno):
-                if any(e >= len(tokens) for _, e in frags):
-                    raise SourceFormatError(path, lineno, f"fragment {frags} outside the {len(tokens)} tokens")
-                if typ not in LABELS:
-                    raise SourceFormatError(path, lineno, f"unknown entity type {typ!r}; expected {LABELS}")
-                key = (typ, tuple(frags))
-                if key in seen:
-                    report.drop(split, "duplicate entity", f"{path.name}:{lineno} {typ} {frags}")
-                    continue
-                seen.add(key)
-                spans = [tt.char_span(s, e + 1) for s, e in frags]
-                ents.append({"type": typ, "text": " ".join(tt.text[s:e] for s, e in spans), "span": spans})
-            yield {
-                "id": f"cadec.{split}.{n}",
-                "instruction": instruction,
-                "schema": {"discontinuous_ent": list(LABELS)},
-                "text": tt.text,
-                "bg": "",
-                "ans": {"discontinuous_ent": ents},
-            }
-            n += 1
+            seen.add(key)
+            spans = [tt.char_span(s, e + 1) for s, e in frags]
+            ents.append({"type": typ, "text": " ".join(tt.text[s:e] for s, e in spans), "span": spans})
+        yield unified_record(
+            f"cadec.{split}.{n}", instruction, {"discontinuous_ent": list(LABELS)}, tt.text, {"discontinuous_ent": ents}
+        )
+        n += 1
 
 
-def read_splits(src_dir: Path, instruction: str = DNER_INSTRUCTION, report: ConversionReport | None = None
-                ) -> dict[str, Iterator[dict[str, Any]]]:
-    """``{split: records}`` for the SODNER CADEC files ``{train,dev,test}.json`` in ``src_dir``."""
-    report = report or ConversionReport("cadec")
-    files = {split: f"{split}.json" for split in SPLITS}
-    return read_split_files(src_dir, files, lambda path, split: _records(path, split, instruction, report), report)
-
-
-register(
-    Benchmark(
-        name="cadec",
-        task="discontinuous_ner",
-        read_splits=read_splits,
-        instruction=DNER_INSTRUCTION,
-        source="foxlf823/sodner @ 8ef362eb data/cadec/{train,dev,test}.json (dygiepp-like, Combined/Overlap)",
-        status="real",
-        shared_subdir="cadec",
-    )
-)
+read_splits = register_split_files(
+    "cadec", "discontinuous_ner", {split: f"{split}.json" for split in SPLITS}, _records, DNER_INSTRUCTION,
+    "foxlf823/sodner @ 8ef362eb data/cadec/{train,dev,test}.json (dygiepp-like, Combined/Overlap)",
+    shared_subdir="cadec",
+).read_splits

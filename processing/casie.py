@@ -48,16 +48,15 @@ spans relative to it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .convert import ConversionReport
+from modeling_ldnet.vocabulary_ldnet import EE_INSTRUCTION
+
+from .convert import ConversionReport, as_bool, read_json_file, unified_record
 from .registry import Benchmark, SourceFormatError, register
 from .sentsplit import split_sentences
-
-EE_INSTRUCTION = "Please identify the events and their arguments in the text."
 
 EXCLUDED_DOCS = ("999", "10001", "10002")  # UIE download_data.bash
 SPLIT_DOCS = (("test", 200), ("dev", 100))  # the rest is train
@@ -116,18 +115,12 @@ EVENT_SCHEMA: dict[str, list[str]] = {
 }
 
 
-def as_flag(value: Any) -> bool:
-    """A boolean option that may come from the command line as a string (``"false"``, ``"0"``, ``"no"`` = False)."""
-    if isinstance(value, str):
-        return value.strip().lower() not in ("", "0", "false", "no", "off")
-    return bool(value)
+#: the former name of the strict boolean option parser (``processing.convert.as_bool``)
+as_flag = as_bool
 
 
 def _load_doc(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SourceFormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
+    doc = read_json_file(path, dict, "expected a JSON object (a CASIE annotation document)")
     for key in ("content", "sourcefile", "info", "cyberevent"):
         if key not in doc:
             raise SourceFormatError(path, 1, f"missing key {key!r}")
@@ -275,14 +268,10 @@ def _read_split(docs: list[tuple[Path, dict[str, Any]]], split: str, instruction
         for text, events in doc_sentences(path, doc, split, report):
             if not events and not keep_empty:
                 continue
-            yield {
-                "id": f"casie.{split}.{n}",
-                "instruction": instruction,
-                "schema": {"event": {k: list(v) for k, v in EVENT_SCHEMA.items()}},
-                "text": text,
-                "bg": "",
-                "ans": {"event": events},
-            }
+            yield unified_record(
+                f"casie.{split}.{n}", instruction, {"event": {k: list(v) for k, v in EVENT_SCHEMA.items()}},
+                text, {"event": events}
+            )
             n += 1
 
 
@@ -290,7 +279,7 @@ def read_splits(src_dir: Path, instruction: str = EE_INSTRUCTION, report: Conver
                 keep_empty: bool = False, include_all: bool = False) -> dict[str, Iterator[dict[str, Any]]]:
     """``{split: records}`` for the CASIE corpus in ``src_dir`` (``annotation/*.json``), UIE's split rebuilt."""
     report = report or ConversionReport("casie")
-    keep_empty, include_all = as_flag(keep_empty), as_flag(include_all)
+    keep_empty, include_all = as_bool(keep_empty, "keep_empty"), as_bool(include_all, "include_all")
     groups = split_documents(list_documents(Path(src_dir), include_all=include_all))
     return {split: _read_split(docs, split, instruction, report, keep_empty) for split, docs in groups.items()}
 

@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .convert import ConversionReport, TokenText, read_split_files
-from .registry import Benchmark, SourceFormatError, register
+from modeling_ldnet.vocabulary_ldnet import NER_INSTRUCTION
 
-NER_INSTRUCTION = "Please identify possible entities from the given text and determine their types."
+from .convert import ConversionReport, TokenText, register_split_files, unified_record
+from .registry import SourceFormatError
 
 LABELS = {"PER": "person", "LOC": "location", "ORG": "organization", "MISC": "miscellaneous"}
 SPLIT_FILES = {"train": "eng.train", "dev": "eng.testa", "test": "eng.testb"}
@@ -104,32 +104,11 @@ def _read_split(path: Path, split: str, instruction: str, report: ConversionRepo
             if typ not in LABELS:
                 raise SourceFormatError(path, lines[s], f"unknown entity type {typ!r}; expected {sorted(LABELS)}")
             ents.append({"type": LABELS[typ], **tt.mention(s, e)})
-        yield {
-            "id": f"conll03.{split}.{n}",
-            "instruction": instruction,
-            "schema": {"ent": labels},
-            "text": tt.text,
-            "bg": "",
-            "ans": {"ent": ents},
-        }
+        yield unified_record(f"conll03.{split}.{n}", instruction, {"ent": labels}, tt.text, {"ent": ents})
 
 
-def read_splits(
-    src_dir: Path, instruction: str = NER_INSTRUCTION, report: ConversionReport | None = None
-) -> dict[str, Iterator[dict[str, Any]]]:
-    """``{split: records}`` for the CoNLL-2003 files in ``src_dir`` (missing files are reported, not fatal)."""
-    report = report or ConversionReport("conll03")
-    return read_split_files(src_dir, SPLIT_FILES, lambda path, split: _read_split(path, split, instruction, report), report)
-
-
-register(
-    Benchmark(
-        name="conll03",
-        task="ner",
-        read_splits=read_splits,
-        instruction=NER_INSTRUCTION,
-        source="CoNLL-2003 eng.{train,testa,testb} (IOB1, 4 columns), synalp/NER @ c0ea07c8",
-        status="real",
-        shared_subdir="conll03",
-    )
-)
+read_splits = register_split_files(
+    "conll03", "ner", SPLIT_FILES, _read_split, NER_INSTRUCTION,
+    "CoNLL-2003 eng.{train,testa,testb} (IOB1, 4 columns), synalp/NER @ c0ea07c8",
+    shared_subdir="conll03",
+).read_splits

@@ -17,19 +17,14 @@ Located_In -> located in, OrgBased_In -> organization in, Work_For -> work for``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .convert import ConversionReport, TokenText
-from .registry import Benchmark, SourceFormatError, register
+from modeling_ldnet.vocabulary_ldnet import JOINT_INSTRUCTION, RE_INSTRUCTION
 
-RE_INSTRUCTION = "Please determine the two entities mentioned in the text and specify the nature of their relationship."
-JOINT_INSTRUCTION = (
-    "Please identify possible entities from the given text and determine their types, "
-    "then determine the relationships between them."
-)
+from .convert import ConversionReport, TokenText, as_bool, read_json_file
+from .registry import Benchmark, SourceFormatError, register
 
 ENT_LABELS = {"Loc": "location", "Org": "organization", "Peop": "people", "Other": "other"}
 REL_LABELS = {
@@ -39,13 +34,6 @@ REL_LABELS = {
     "OrgBased_In": "organization in",
     "Work_For": "work for",
 }
-
-
-def as_bool(value: Any) -> bool:
-    """CLI options arrive as strings: ``"1"/"true"/"yes"`` -> True."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "y", "on")
-    return bool(value)
 
 
 def spert_record(
@@ -120,12 +108,7 @@ def read_spert_json(
 ) -> dict[str, Iterator[dict[str, Any]]]:
     """Read a sincere/SpERT ``{split: [sentences]}`` JSON file; ``split_keys`` maps our split name -> JSON key."""
     split_keys = split_keys or {"train": "train", "dev": "dev", "test": "test"}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SourceFormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
-    if not isinstance(data, dict):
-        raise SourceFormatError(path, 1, "expected a JSON object {train: [...], dev: [...], test: [...]}")
+    data = read_json_file(path, dict, "expected a JSON object {train: [...], dev: [...], test: [...]}")
 
     def gen(split: str, sents: list[Any]) -> Iterator[dict[str, Any]]:
         for n, sent in enumerate(sents):
@@ -156,7 +139,7 @@ def read_splits(
         for split in ("train", "dev", "test"):
             report.missing(split, path)
         return {}
-    joint = as_bool(with_entities)
+    joint = as_bool(with_entities, "with_entities")
     if joint and instruction == RE_INSTRUCTION:  # the default instruction follows the task
         instruction = JOINT_INSTRUCTION
     return read_spert_json(path, dataset="conll04", instruction=instruction, ent_labels=ENT_LABELS,

@@ -34,7 +34,7 @@ import json
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,15 +44,17 @@ from datasets import Dataset, DatasetDict
 from tqdm.auto import tqdm
 
 from modeling_ldnet.schema import RecordError, validate_record
+from modeling_ldnet.vocabulary_ldnet import ANS_FIELDS
 
 from .features import UNIFIED_FEATURES, to_arrow_record, to_spec_record
-from .registry import BENCHMARKS, SourceFormatError
+from .registry import BENCHMARKS, Benchmark, SourceFormatError, register
 
 FORMATS = ("jsonl", "parquet")
 SPLIT_ORDER = ("train", "dev", "validation", "test")
 
 # item kinds counted per split, in the order the summary table shows them
-ITEM_KINDS = ("cls", "ent", "discontinuous_ent", "rel", "hyper_rel", "qualifiers", "event", "args", "span")
+#: what a conversion report counts: every ``ans`` field, plus the qualifiers / arguments after their facts / events
+ITEM_KINDS = tuple(k for f in ANS_FIELDS for k in (f, {"hyper_rel": "qualifiers", "event": "args"}.get(f)) if k)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -74,7 +76,7 @@ class SplitStats:
         ans = record.get("ans") or {}
         if not any(ans.values()):
             self.empty += 1
-        for kind in ("cls", "ent", "discontinuous_ent", "rel", "hyper_rel", "event", "span"):
+        for kind in ANS_FIELDS:
             self.items[kind] += len(ans.get(kind) or [])
         self.items["qualifiers"] += sum(len(h.get("qualifiers") or []) for h in ans.get("hyper_rel") or [])
         self.items["args"] += sum(len(e.get("args") or []) for e in ans.get("event") or [])
@@ -131,12 +133,12 @@ class ConversionReport:
         header = ["split", "records", "no answer", *kinds]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
-        for sp in _ordered(self.splits):
+        for sp in ordered_splits(self.splits):
             st = self.splits[sp]
             row = [sp, str(st.records), str(st.empty), *(str(st.items[k]) for k in kinds)]
             lines.append("| " + " | ".join(row) + " |")
         for title, table, kind in (("dropped items", self.drops, "drop"), ("notes (nothing lost)", self.notes, "note")):
-            rows = [(sp, r, n) for sp in _ordered(table) for r, n in sorted(table[sp].items())]
+            rows = [(sp, r, n) for sp in ordered_splits(table) for r, n in sorted(table[sp].items())]
             if not rows:
                 if kind == "drop":
                     lines += ["", "dropped items: none"]
@@ -168,25 +170,101 @@ def read_split_files(
     return out
 
 
-def load_jsonl_objects(path: Path, required: str, expected: str) -> list[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` for each non-blank JSON line; a line that is not JSON or not an object holding a
-    list under ``required`` raises :class:`SourceFormatError` (``expected`` describes the format)."""
-    rows = []
-    with path.open(encoding="utf-8") as fh:
+# ----------------------------------------------------------------------------------------------------------------
+# the converters' shared prologue (reading upstream JSON) and registration tail
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def read_json_file(path: Path, kind: type, expected: str) -> Any:
+    """The whole JSON document of ``path``; invalid JSON or a top level that is not a ``kind`` (``list`` / ``dict``)
+    raises :class:`SourceFormatError` naming the file and line (``expected`` describes the format)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SourceFormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
+    if not isinstance(data, kind):
+        raise SourceFormatError(path, 1, expected)
+    return data
+
+
+def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each non-blank line of a JSON-lines file; invalid JSON raises
+    :class:`SourceFormatError` naming the file and line."""
+    with Path(path).open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                yield lineno, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise SourceFormatError(path, lineno, f"invalid JSON: {exc.msg}") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get(required), list):
-                raise SourceFormatError(path, lineno, expected)
-            rows.append((lineno, obj))
+
+
+def source_folder(src_dir: str | Path, subdir: str) -> Path:
+    """``src_dir/subdir`` when it exists (the user passed the parent folder), else ``src_dir``."""
+    src = Path(src_dir)
+    return src / subdir if (src / subdir).is_dir() else src
+
+
+def load_jsonl_objects(path: Path, required: str, expected: str) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank JSON line; a line that is not JSON or not an object holding a
+    list under ``required`` raises :class:`SourceFormatError` (``expected`` describes the format)."""
+    rows = []
+    for lineno, obj in iter_json_lines(path):
+        if not isinstance(obj, dict) or not isinstance(obj.get(required), list):
+            raise SourceFormatError(path, lineno, expected)
+        rows.append((lineno, obj))
     return rows
 
 
-def _ordered(splits: Iterable[str]) -> list[str]:
+def unified_record(record_id: str, instruction: str, schema: dict[str, Any], text: str, ans: dict[str, Any],
+                   bg: str = "") -> dict[str, Any]:
+    """A SPEC-form unified record (SPEC §1) — the one place the converters spell its layout."""
+    return {"id": record_id, "instruction": instruction, "schema": schema, "text": text, "bg": bg, "ans": ans}
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "y", "on"), ("0", "false", "no", "n", "off", "")
+
+
+def as_bool(value: Any, option: str = "option") -> bool:
+    """A converter option that may arrive from the command line as a string: ``1/true/yes/y/on`` -> True,
+    ``0/false/no/n/off/""`` -> False (case-insensitive); any other string raises ``ValueError`` naming ``option``."""
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in _TRUE:
+            return True
+        if key in _FALSE:
+            return False
+        raise ValueError(f"{option}: expected a boolean (true/false, yes/no, 1/0), got {value!r}")
+    return bool(value)
+
+
+def register_split_files(
+    name: str,
+    task: str,
+    files: dict[str, str],
+    reader: Callable[[Path, str, str, ConversionReport], Iterator[dict[str, Any]]],
+    instruction: str,
+    source: str,
+    **benchmark: Any,
+) -> Benchmark:
+    """Register a benchmark whose splits are files ``files[split]`` under the source folder, each read by
+    ``reader(path, split, instruction, report)``; a missing file is reported, not fatal. ``benchmark``: the other
+    :class:`Benchmark` fields (``status``, ``shared_subdir``, ``how_to_obtain``, ``options``). Returns the
+    :class:`Benchmark` (its ``read_splits`` is the module's public reader)."""
+
+    def read_splits(src_dir: Path, instruction: str = instruction, report: ConversionReport | None = None
+                    ) -> dict[str, Iterator[dict[str, Any]]]:
+        report = report or ConversionReport(name)
+        return read_split_files(src_dir, files, lambda path, split: reader(path, split, instruction, report), report)
+
+    read_splits.__doc__ = f"``{{split: records}}`` of {name} from ``src_dir/{{{','.join(files.values())}}}``."
+    return register(Benchmark(name=name, task=task, read_splits=read_splits, instruction=instruction, source=source,
+                              **benchmark))
+
+
+def ordered_splits(splits: Iterable[str]) -> list[str]:
+    """Split names in train, dev, test order, then the others alphabetically."""
     splits = list(splits)
     known = [s for s in SPLIT_ORDER if s in splits]
     return known + sorted(s for s in splits if s not in SPLIT_ORDER)
@@ -197,7 +275,8 @@ def _ordered(splits: Iterable[str]) -> list[str]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _accepts_report(fn: Any) -> bool:
+def accepts_report(fn: Any) -> bool:
+    """Whether a ``read_splits`` function takes ``report=`` (or ``**kwargs``)."""
     params = inspect.signature(fn).parameters.values()
     return any(p.name == "report" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
@@ -295,7 +374,7 @@ def convert_benchmark(
         raise FileNotFoundError(f"{name}: source folder {src} does not exist")
     report = ConversionReport(name)
     kwargs: dict[str, Any] = dict(options)
-    if _accepts_report(bench.read_splits):
+    if accepts_report(bench.read_splits):
         kwargs["report"] = report
     inst = bench.instruction if instruction is None else instruction
     readers = bench.read_splits(src, instruction=inst, **kwargs)
@@ -303,7 +382,7 @@ def convert_benchmark(
         missing = ", ".join(f"{s}: {p}" for s, p in report.missing_splits.items())
         raise FileNotFoundError(f"{name}: no split found under {src}" + (f" ({missing})" if missing else ""))
     dd = DatasetDict()
-    for split in _ordered(readers):
+    for split in ordered_splits(readers):
         dd[split] = _build_split(readers[split], split, report, progress)
     if out_dir is not None:
         write_unified(dd, out_dir, fmt)
@@ -341,15 +420,8 @@ def _from_rows(rows: list[dict[str, Any]], split: str) -> Dataset:
 
 
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SourceFormatError(path, lineno, f"invalid JSON: {exc.msg}") from None
-            yield to_arrow_record(validate_record(rec))
+    for _lineno, rec in iter_json_lines(path):
+        yield to_arrow_record(validate_record(rec))
 
 
 def _read_parquet(path: Path) -> Dataset:
@@ -377,7 +449,7 @@ def load_unified(path: str | Path) -> DatasetDict:
     if dup:
         raise ValueError(f"{p}: split(s) {dup} present both as jsonl and parquet")
     dd = DatasetDict()
-    for f in sorted(files, key=lambda f: _ordered(stems).index(f.stem)):
+    for f in sorted(files, key=lambda f: ordered_splits(stems).index(f.stem)):
         if f.suffix == ".parquet":
             dd[f.stem] = _read_parquet(f)
         else:

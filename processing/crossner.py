@@ -24,8 +24,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .conll03 import NER_INSTRUCTION, decode_tags, iter_blocks
-from .convert import ConversionReport, TokenText
+from modeling_ldnet.vocabulary_ldnet import NER_INSTRUCTION
+
+from .conll03 import decode_tags, iter_blocks
+from .convert import ConversionReport, TokenText, source_folder, unified_record
 from .registry import Benchmark, SourceFormatError, register
 
 READABLE = {
@@ -100,9 +102,7 @@ def _reader(dataset: str, domain: str, files: dict[str, tuple[str, ...]]):
     ) -> dict[str, Iterator[dict[str, Any]]]:
         """``{split: records}``; ``src_dir`` = the folder with the domain's files (or its parent ``ner_data``)."""
         report = report or ConversionReport(dataset)
-        src = Path(src_dir)
-        if (src / domain).is_dir():
-            src = src / domain
+        src = source_folder(src_dir, domain)
         paths = {}
         for split, names in files.items():
             path = next((src / f for f in names if (src / f).is_file()), None)
@@ -131,14 +131,7 @@ def _reader(dataset: str, domain: str, files: dict[str, tuple[str, ...]]):
                     {"type": to_readable[typ], **tt.mention(s, e)}
                     for s, e, typ in decode_tags([tag for _, _, tag in sent], "iob2", path, lines, report, split)
                 ]
-                yield {
-                    "id": f"{dataset}.{split}.{n}",
-                    "instruction": instruction,
-                    "schema": {"ent": labels},
-                    "text": tt.text,
-                    "bg": "",
-                    "ans": {"ent": ents},
-                }
+                yield unified_record(f"{dataset}.{split}.{n}", instruction, {"ent": labels}, tt.text, {"ent": ents})
 
         return {split: gen(split) for split in paths}
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from datasets import Features, List, Value
 
+from modeling_ldnet.vocabulary_ldnet import ANS_FIELDS, SCHEMA_DICT_FIELDS, SCHEMA_LIST_FIELDS
+
 _SPAN = {"text": Value("string"), "span": List(Value("int32"))}
 _NAMED = List({"name": Value("string"), "labels": List(Value("string"))})
 
@@ -56,8 +58,7 @@ UNIFIED_FEATURES = Features(
     }
 )
 
-_SCHEMA_LISTS = ("cls", "ent", "discontinuous_ent", "rel")
-_ANS_FIELDS = ("cls", "ent", "discontinuous_ent", "rel", "hyper_rel", "event", "span")
+_SCHEMA_LISTS, _ANS_FIELDS = SCHEMA_LIST_FIELDS, ANS_FIELDS
 
 
 def to_arrow_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +66,7 @@ def to_arrow_record(record: dict[str, Any]) -> dict[str, Any]:
     schema = record.get("schema") or {}
     ans = record.get("ans") or {}
     out_schema: dict[str, Any] = {f: list(schema.get(f) or []) for f in _SCHEMA_LISTS}
-    for f in ("hyper_rel", "event"):
+    for f in SCHEMA_DICT_FIELDS:
         out_schema[f] = [{"name": k, "labels": list(v)} for k, v in (schema.get(f) or {}).items()]
     return {
         "id": str(record["id"]),
@@ -82,7 +83,7 @@ def to_spec_record(row: dict[str, Any]) -> dict[str, Any]:
     """A :data:`UNIFIED_FEATURES` row -> compact SPEC-form record (dict schemas, empty fields dropped)."""
     schema = row.get("schema") or {}
     out_schema: dict[str, Any] = {f: list(schema[f]) for f in _SCHEMA_LISTS if schema.get(f)}
-    for f in ("hyper_rel", "event"):
+    for f in SCHEMA_DICT_FIELDS:
         if schema.get(f):
             out_schema[f] = {d["name"]: list(d["labels"] or []) for d in schema[f]}
     ans = {f: v for f, v in (row.get("ans") or {}).items() if v}

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modeling_ldnet.vocabulary_ldnet import CLS_INSTRUCTION
+
 from .convert import ConversionReport
 from .registry import Benchmark, SourceFormatError, register
 
@@ -219,7 +221,7 @@ register(
         name="glue-tsv",
         task="cls",
         read_splits=read_generic,
-        instruction="Please classify the text.",
+        instruction=CLS_INSTRUCTION,
         source="any GLUE-style TSV folder (header row; every *.tsv = one split)",
         status="fixture",
         how_to_obtain="your own TSV files; give --text-col/--bg-col/--label-col/--labels",

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .convert import ConversionReport, TokenText, load_jsonl_objects
+from .convert import ConversionReport, TokenText, load_jsonl_objects, unified_record
 from .registry import Benchmark, SourceFormatError, register
 
 INSTRUCTION = "Please extract hyper relations from the text with the given schema."
@@ -80,14 +80,7 @@ def read_splits(
                     continue
                 seen.add(key)
                 facts.append({"relation": rel["label"], "head": head, "tail": tail, "qualifiers": qs})
-            yield {
-                "id": f"hyperred.{split}.{n}",
-                "instruction": instruction,
-                "schema": schema,
-                "text": tt.text,
-                "bg": "",
-                "ans": {"hyper_rel": facts},
-            }
+            yield unified_record(f"hyperred.{split}.{n}", instruction, schema, tt.text, {"hyper_rel": facts})
 
     return {split: gen(split) for split in data}
 

@@ -31,15 +31,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .casie import as_flag
+from modeling_ldnet.vocabulary_ldnet import NER_INSTRUCTION, RE_INSTRUCTION
+
 from .conll03 import decode_tags
-from .convert import ConversionReport, TokenText
+from .convert import ConversionReport, TokenText, as_bool, read_split_files, unified_record
 from .registry import Benchmark, SourceFormatError, register
 
-MNER_INSTRUCTION = "Please identify possible entities from the given text and determine their types."
-MRE_INSTRUCTION = (
-    "Please determine the two entities mentioned in the text and specify the nature of their relationship."
-)
+MNER_INSTRUCTION, MRE_INSTRUCTION = NER_INSTRUCTION, RE_INSTRUCTION
 
 NER_LABELS = {"PER": "person", "LOC": "location", "ORG": "organization", "MISC": "miscellaneous",
               "OTHER": "miscellaneous"}
@@ -132,14 +130,7 @@ def _twitter_records(name: str, path: Path, split: str, instruction: str, report
                 raise SourceFormatError(path, lines[s], f"unknown entity type {typ!r}; expected {sorted(NER_LABELS)}")
             ents.append({"type": NER_LABELS[typ], **tt.mention(s, e)})
         rid = f"{name}.{split}.{n}"
-        rec = {
-            "id": rid,
-            "instruction": instruction,
-            "schema": {"ent": list(NER_SCHEMA)},
-            "text": tt.text,
-            "bg": "",
-            "ans": {"ent": ents},
-        }
+        rec = unified_record(rid, instruction, {"ent": list(NER_SCHEMA)}, tt.text, {"ent": ents})
         image = _image(rid, image_dir, [f"{img}.jpg"])
         if image is not None:
             rec["image"] = image
@@ -150,14 +141,8 @@ def _twitter_reader(name: str) -> Any:
     def read_splits(src_dir: Path, instruction: str = MNER_INSTRUCTION, report: ConversionReport | None = None,
                     image_dir: str | Path | None = None) -> dict[str, Iterator[dict[str, Any]]]:
         rep = report or ConversionReport(name)
-        out = {}
-        for split, fname in TWITTER_FILES.items():
-            path = Path(src_dir) / fname
-            if path.is_file():
-                out[split] = _twitter_records(name, path, split, instruction, rep, image_dir)
-            else:
-                rep.missing(split, path)
-        return out
+        return read_split_files(src_dir, TWITTER_FILES,
+                                lambda path, split: _twitter_records(name, path, split, instruction, rep, image_dir), rep)
 
     read_splits.__doc__ = f"``{{split: records}}`` for {name} (UMT ``{{train,valid,test}}.txt`` in ``src_dir``)."
     return read_splits
@@ -213,14 +198,7 @@ def _mnre_records(path: Path, split: str, instruction: str, image_dir: str | Pat
                     "tail": tt.mention(*d["t"]["pos"]),
                 })
             rid = f"mnre.{split}.{n}"
-            rec = {
-                "id": rid,
-                "instruction": instruction,
-                "schema": {"rel": list(schema)},
-                "text": tt.text,
-                "bg": "",
-                "ans": {"rel": rels},
-            }
+            rec = unified_record(rid, instruction, {"rel": list(schema)}, tt.text, {"rel": rels})
             image = _image(rid, image_dir, [d["img_id"], f"{MNRE_IMAGE_SUBDIRS[split]}/{d['img_id']}"])
             if image is not None:
                 rec["image"] = image
@@ -232,7 +210,7 @@ def read_mnre(src_dir: Path, instruction: str = MRE_INSTRUCTION, report: Convers
               image_dir: str | Path | None = None, raw_labels: bool = False) -> dict[str, Iterator[dict[str, Any]]]:
     """``{split: records}`` for MNRE v2 (``mnre_{train,val,test}.txt`` in ``src_dir``; ``mnre_val .txt`` accepted)."""
     rep = report or ConversionReport("mnre")
-    raw_labels = as_flag(raw_labels)
+    raw_labels = as_bool(raw_labels, "raw_labels")
     out = {}
     for split, fname in MNRE_FILES.items():
         path = Path(src_dir) / fname

@@ -30,14 +30,14 @@ Repeated identical triples in one sentence (about 500 per split in NYT exact) ar
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .conll04 import RE_INSTRUCTION
-from .convert import ConversionReport
+from modeling_ldnet.vocabulary_ldnet import RE_INSTRUCTION
+
+from .convert import ConversionReport, read_json_file, read_split_files, source_folder, unified_record
 from .registry import Benchmark, SourceFormatError, register
 
 # rel2id order of PRGC / CasRel (identical for NYT and NYT*)
@@ -146,12 +146,7 @@ def locate(text: str, mention: str, split: str, where: str, report: ConversionRe
 
 def _read_split(path: Path, dataset: str, split: str, instruction: str,
                 report: ConversionReport) -> Iterator[dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SourceFormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
-    if not isinstance(data, list):
-        raise SourceFormatError(path, 1, "expected a JSON list of {text, triple_list}")
+    data = read_json_file(path, list, "expected a JSON list of {text, triple_list}")
     for n, item in enumerate(data):
         where = f"{split}[{n}]"
         try:
@@ -182,14 +177,7 @@ def _read_split(path: Path, dataset: str, split: str, instruction: str,
         except (KeyError, TypeError, ValueError) as exc:
             # the list index stands in for the line: the file is one pretty-printed JSON document
             raise SourceFormatError(path, n + 1, f"{where}: malformed item ({type(exc).__name__}: {exc})") from None
-        yield {
-            "id": f"{dataset}.{split}.{n}",
-            "instruction": instruction,
-            "schema": {"rel": list(RELATIONS)},
-            "text": text,
-            "bg": "",
-            "ans": {"rel": rels},
-        }
+        yield unified_record(f"{dataset}.{split}.{n}", instruction, {"rel": list(RELATIONS)}, text, {"rel": rels})
 
 
 def _reader(dataset: str, subdir: str):
@@ -198,17 +186,10 @@ def _reader(dataset: str, subdir: str):
     ) -> dict[str, Iterator[dict[str, Any]]]:
         """``{split: records}``; ``src_dir`` is the folder with ``*_triples.json`` or its parent (``shared/data/nyt``)."""
         report = report or ConversionReport(dataset)
-        src = Path(src_dir)
-        if (src / subdir).is_dir():
-            src = src / subdir
-        out = {}
-        for split, fname in SPLIT_FILES.items():
-            path = src / fname
-            if path.is_file():
-                out[split] = _read_split(path, dataset, split, instruction, report)
-            else:
-                report.missing(split, path)
-        return out
+        return read_split_files(
+            source_folder(src_dir, subdir), SPLIT_FILES,
+            lambda path, split: _read_split(path, dataset, split, instruction, report), report,
+        )
 
     return read_splits
 
@@ -218,27 +199,17 @@ HOW_TO_TRAIN = (
     "train_triples.json, same files as CasRel's) and put train_triples.json next to val_triples.json"
 )
 
-register(
-    Benchmark(
-        name="nyt",
-        task="re",
-        read_splits=_reader("nyt", "NYT"),
-        instruction=RE_INSTRUCTION,
-        source="NYT exact match (CasRel/PRGC *_triples.json, no offsets), hy-struggle/PRGC @ 8bbaf340 data/NYT",
-        status="real",
-        shared_subdir="nyt/NYT",
-        how_to_obtain=HOW_TO_TRAIN,
+for _name, _subdir, _match in (("nyt", "NYT", "exact match (CasRel/PRGC *_triples.json, no offsets)"),
+                               ("nyt-star", "NYT-star", "partial match (last word of each entity)")):
+    register(
+        Benchmark(
+            name=_name,
+            task="re",
+            read_splits=_reader(_name, _subdir),
+            instruction=RE_INSTRUCTION,
+            source=f"{_name.upper().replace('-STAR', '*')} {_match}, hy-struggle/PRGC @ 8bbaf340 data/{_subdir}",
+            status="real",
+            shared_subdir=f"nyt/{_subdir}",
+            how_to_obtain=HOW_TO_TRAIN.replace("data/NYT/", f"data/{_subdir}/"),
+        )
     )
-)
-register(
-    Benchmark(
-        name="nyt-star",
-        task="re",
-        read_splits=_reader("nyt-star", "NYT-star"),
-        instruction=RE_INSTRUCTION,
-        source="NYT* partial match (last word of each entity), hy-struggle/PRGC @ 8bbaf340 data/NYT-star",
-        status="real",
-        shared_subdir="nyt/NYT-star",
-        how_to_obtain=HOW_TO_TRAIN.replace("data/NYT/", "data/NYT-star/"),
-    )
-)

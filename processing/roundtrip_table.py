@@ -24,16 +24,15 @@ from typing import Any
 from modeling_ldnet.schema import validate_record
 
 from . import BENCHMARKS
-from .convert import ConversionReport, _accepts_report, _ordered
+from .convert import ConversionReport, accepts_report, ordered_splits
+from .paths import shared_data_dir
 
 DEFAULT_SAMPLE = 500
 DEFAULT_SEED = 13
 
 
-def default_data_root() -> Path:
-    """``$LDNET_SHARED_DATA`` or ``<repo>/../shared/data``."""
-    env = os.environ.get("LDNET_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+#: the former name of the staged-data look-up (its home is ``processing.paths``)
+default_data_root = shared_data_dir
 
 
 def real_benchmarks() -> list[str]:
@@ -48,11 +47,11 @@ def read_records(name: str, data_root: str | Path, **options: Any) -> tuple[dict
         raise ValueError(f"{name} has no staged data (status {bench.status!r})")
     report = ConversionReport(name)
     kwargs = dict(options)
-    if _accepts_report(bench.read_splits):
+    if accepts_report(bench.read_splits):
         kwargs["report"] = report
     readers = bench.read_splits(Path(data_root) / bench.shared_subdir, instruction=bench.instruction, **kwargs)
     out = {}
-    for split in _ordered(readers):
+    for split in ordered_splits(readers):
         out[split] = [validate_record(r) for r in readers[split]]
         for r in out[split]:
             report.count(split, r)

@@ -22,15 +22,15 @@ Quirk: the train split repeats 4 relations verbatim; the duplicates are dropped 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .conll04 import JOINT_INSTRUCTION
-from .convert import ConversionReport, TokenText, read_split_files
-from .registry import Benchmark, SourceFormatError, register
+from modeling_ldnet.vocabulary_ldnet import JOINT_INSTRUCTION
+
+from .convert import ConversionReport, TokenText, iter_json_lines, register_split_files, unified_record
+from .registry import SourceFormatError
 
 ENT_LABELS = {
     "Task": "task",
@@ -71,20 +71,13 @@ def iter_dygiepp_sentences(path: Path, split: str, report: ConversionReport) -> 
     An annotation reaching outside its sentence is dropped (reason ``"span outside sentence"``); a malformed line
     raises :class:`SourceFormatError` with file and line.
     """
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                doc = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SourceFormatError(path, lineno, f"invalid JSON: {exc.msg}") from None
-            try:
-                yield from _doc_sentences(doc, path, lineno, split, report)
-            except SourceFormatError:
-                raise
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                raise SourceFormatError(path, lineno, f"malformed document ({type(exc).__name__}: {exc})") from None
+    for lineno, doc in iter_json_lines(path):
+        try:
+            yield from _doc_sentences(doc, path, lineno, split, report)
+        except SourceFormatError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise SourceFormatError(path, lineno, f"malformed document ({type(exc).__name__}: {exc})") from None
 
 
 def _doc_sentences(doc: dict[str, Any], path: Path, lineno: int, split: str,
@@ -160,33 +153,15 @@ def _read_split(path: Path, split: str, instruction: str, report: ConversionRepo
                 continue
             seen.add((hs, he, ts, te, lab))
             rels.append({"relation": REL_LABELS[lab], "head": tt.mention(hs, he), "tail": tt.mention(ts, te)})
-        yield {
-            "id": f"scierc.{split}.{n}",
-            "instruction": instruction,
-            "schema": {"ent": list(ENT_LABELS.values()), "rel": list(REL_LABELS.values())},
-            "text": tt.text,
-            "bg": "",
-            "ans": {"ent": ents, "rel": rels},
-        }
+        yield unified_record(
+            f"scierc.{split}.{n}", instruction, {"ent": list(ENT_LABELS.values()), "rel": list(REL_LABELS.values())},
+            tt.text, {"ent": ents, "rel": rels}
+        )
 
 
-def read_splits(
-    src_dir: Path, instruction: str = JOINT_INSTRUCTION, report: ConversionReport | None = None
-) -> dict[str, Iterator[dict[str, Any]]]:
-    """``{split: records}`` for ``src_dir/{train,dev,test}.json`` (missing files are reported, not fatal)."""
-    report = report or ConversionReport("scierc")
-    return read_split_files(src_dir, SPLIT_FILES, lambda path, split: _read_split(path, split, instruction, report), report)
-
-
-register(
-    Benchmark(
-        name="scierc",
-        task="re",
-        read_splits=read_splits,
-        instruction=JOINT_INSTRUCTION,
-        source="SciERC processed_data/json (DyGIE++ jsonl, doc-level inclusive offsets), "
-        "JerryHao2001/thesis-tanl @ 79612fe4 data/scierc",
-        status="real",
-        shared_subdir="scierc",
-    )
-)
+read_splits = register_split_files(
+    "scierc", "re", SPLIT_FILES, _read_split, JOINT_INSTRUCTION,
+    "SciERC processed_data/json (DyGIE++ jsonl, doc-level inclusive offsets), JerryHao2001/thesis-tanl @ 79612fe4 "
+    "data/scierc",
+    shared_subdir="scierc",
+).read_splits

@@ -20,12 +20,11 @@ instruction). Ids ``squad_v1.<split>.<n>`` / ``squad_v2.<split>.<n>`` in file or
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .convert import ConversionReport
+from .convert import ConversionReport, read_json_file, unified_record
 from .registry import Benchmark, SourceFormatError, register
 
 
@@ -42,11 +41,8 @@ def _anchor(context: str, text: str, start: int) -> int | None:
 
 
 def _read_file(path: Path, dataset: str, split: str, report: ConversionReport) -> Iterator[dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SourceFormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+    data = read_json_file(path, dict, "expected {'version', 'data': [articles]}")
+    if not isinstance(data.get("data"), list):
         raise SourceFormatError(path, 1, "expected {'version', 'data': [articles]}")
     n = 0
     for a, article in enumerate(data["data"]):
@@ -78,14 +74,7 @@ def _read_file(path: Path, dataset: str, split: str, report: ConversionReport) -
             except (KeyError, TypeError, ValueError) as exc:
                 raise SourceFormatError(path, 1, f"{where}: malformed ({type(exc).__name__}: {exc})") from None
             for question, answers in items:
-                yield {
-                    "id": f"{dataset}.{split}.{n}",
-                    "instruction": question.strip(),
-                    "schema": {},
-                    "text": context,
-                    "bg": "",
-                    "ans": {"span": answers},
-                }
+                yield unified_record(f"{dataset}.{split}.{n}", question.strip(), {}, context, {"span": answers})
                 n += 1
 
 

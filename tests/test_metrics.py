@@ -518,3 +518,19 @@ def test_evaluate_load_offline_in_fresh_process(tmp_path):
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     # JSON turns the per-type dict keys into strings (they are already) and ints stay ints
     assert got == json.loads(json.dumps(compute_uie_metrics(preds, refs)))
+
+
+def test_relation_f1_with_entity_types_required():
+    # gold: two entities, one relation; prediction: right relation, but the tail's entity type is wrong
+    gold = {"ent": [ent("people", 0, 5), ent("location", 10, 15)], "rel": [rel("live in", (0, 5), (10, 15))]}
+    pred = {"ent": [ent("people", 0, 5), ent("organization", 10, 15)], "rel": [rel("live in", (0, 5), (10, 15))]}
+    res = compute_uie_metrics([pred, gold], [gold, gold])
+    check(res["rel"]["strict"], 2, 0, 0, 1, 1, 1)  # (type, head span, tail span) does not look at entity types
+    check(res["rel"]["typed"], 1, 1, 1, F(1, 2), F(1, 2), F(1, 2))
+    assert flatten(res)["rel_typed_f1"] == pytest.approx(0.5)
+    # an argument with no entity of its span has no type: it cannot match a typed gold argument
+    bare = {"ent": [ent("people", 0, 5)], "rel": [rel("live in", (0, 5), (10, 15))]}
+    check(compute_uie_metrics([bare], [gold])["rel"]["typed"], 0, 1, 1, 0, 0, 0)
+    # relation-only tasks (no entities anywhere) report no typed form
+    only = {"rel": [rel("live in", (0, 5), (10, 15))]}
+    assert "typed" not in compute_uie_metrics([only], [only])["rel"]

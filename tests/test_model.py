@@ -416,3 +416,101 @@ def test_real_minilm_wraps_offline(minilm):
         assert torch.allclose(m(ids, mask).last_hidden_state, ref(ids, attention_mask=mask).last_hidden_state)
         out = m(ids, mask)
     assert out.logits.shape == (1, 3, 4, 4) and torch.isfinite(out.logits).all()
+
+
+# ---------------------------------------------------------------------------------------------- issue #14 forms
+
+
+def test_log_odds_gate_adds_log_lhat_and_prunes_dropped_tokens():
+    lo = tiny_model(label_drop_mode="log_odds")
+    both = tiny_model(label_drop_mode="log_odds", label_drop_axis="both")
+    both.load_state_dict(lo.state_dict())
+    off = tiny_model(use_label_drop=False)
+    off.load_state_dict({k: v for k, v in lo.state_dict().items() if not k.startswith("bce_linear")})
+    ids, mask = batch(b=1)
+    s = off(ids, mask).logits[0]
+    out = lo(ids, mask)
+    u = torch.logit(out.label_drop_probs[0].double()).float()
+    log_l = torch.nn.functional.logsigmoid(u)
+    assert torch.allclose(out.logits[0], s + log_l[None, None, :], atol=1e-5)  # P = S + log lhat_j
+    assert torch.allclose(both(ids, mask).logits[0], s + log_l[None, None, :] + log_l[None, :, None], atol=1e-5)
+    # a confidently dropped column loses every link, whatever its score (unlike the logit gate)
+    with torch.no_grad():
+        lo.bce_linear.weight.zero_()
+        lo.bce_linear.bias.fill_(-50.0)
+    assert not torch.any(lo(ids, mask).logits > 0)
+
+
+def test_label_drop_detach_stops_span_graph_gradient_at_the_gate():
+    ids, mask = batch(b=2)
+    links = torch.tensor([[0, 0, 1, 2], [1, 2, 2, 1]])
+    for mode in ("logit", "log_odds"):
+        m = tiny_model(label_drop_mode=mode, label_drop_detach=True).train()
+        m(ids, mask, span_graph_links=links).loss.backward()  # L_MR only: no label-drop targets
+        assert m.bce_linear.weight.grad is None or torch.all(m.bce_linear.weight.grad == 0)
+        m.zero_grad()
+        m(ids, mask, span_graph_links=links, label_drop_targets=torch.ones(2, 9)).loss.backward()
+        assert torch.any(m.bce_linear.weight.grad != 0)  # L_LD still trains the gate
+        free = tiny_model(label_drop_mode=mode).train()
+        free(ids, mask, span_graph_links=links).loss.backward()
+        assert torch.any(free.bce_linear.weight.grad != 0)
+
+
+def test_score_bias_is_a_learnable_per_channel_prior():
+    m = tiny_model(score_bias_init=-3.0, use_label_drop=False)
+    ref = tiny_model(use_label_drop=False)
+    ref.load_state_dict({k: v for k, v in m.state_dict().items() if k != "score_bias"})
+    assert torch.equal(m.score_bias.data, torch.full((3,), -3.0))
+    ids, mask = batch(b=1)
+    assert torch.allclose(m(ids, mask).logits, ref(ids, mask).logits - 3.0, atol=1e-6)
+    m.train()
+    m(ids, mask, span_graph_links=torch.tensor([[0, 0, 1, 2]])).loss.backward()
+    assert m.score_bias.grad is not None and m.score_bias.grad.shape == (3,)
+    # a folder saved before the bias existed (config without it) loads without one
+    assert LDNetConfig(encoder_config=tiny_encoder()).score_bias_init is None and ref.score_bias is None
+
+
+def test_new_model_defaults_apply_to_from_encoder_only(minilm):
+    from modeling_ldnet.configuration_ldnet import NEW_MODEL_DEFAULTS
+
+    assert NEW_MODEL_DEFAULTS == {"score_bias_init": -5.0, "label_drop_mode": "log_odds", "label_drop_detach": True}
+    m = LDNetModel.from_encoder(str(minilm))
+    for k, v in NEW_MODEL_DEFAULTS.items():
+        assert getattr(m.config, k) == v
+    assert torch.equal(m.score_bias.data, torch.full((3,), -5.0))
+    m2 = LDNetModel.from_encoder(str(minilm), label_drop_mode="prob", score_bias_init=None)
+    assert m2.config.label_drop_mode == "prob" and m2.score_bias is None
+    plain = LDNetConfig(encoder_config=tiny_encoder())  # the paper / reference-code forms stay the class defaults
+    assert (plain.label_drop_mode, plain.label_drop_detach, plain.score_bias_init) == ("logit", False, None)
+
+
+def test_named_losses_match_the_model():
+    from modeling_ldnet.loss_ldnet import label_drop_loss, span_graph_loss
+
+    m = tiny_model()
+    ids, mask = batch()
+    links = torch.tensor([[0, 0, 1, 2], [1, 1, 0, 3]])
+    ld = torch.zeros(3, 9)
+    ld[0, 2] = 1
+    out = m(ids, mask, span_graph_links=links, label_drop_targets=ld)
+    with torch.no_grad():
+        h = m.plm(input_ids=ids, attention_mask=mask).last_hidden_state
+        u = m.bce_linear(h).squeeze(-1)
+        gated = m.pointer(h) * torch.sigmoid(u)[:, None, None, :]
+        valid = (mask[:, None, :, None] * mask[:, None, None, :]).bool()
+        g = links_to_dense(links, 3, 3, 9)
+    assert torch.allclose(out.span_graph_loss, span_graph_loss(gated, g, valid), atol=1e-6)
+    assert torch.allclose(out.label_drop_loss, label_drop_loss(u, ld, mask.bool()), atol=1e-6)
+    assert torch.allclose(span_graph_loss(gated, g, valid, "sum"), span_graph_loss(gated, g, valid) * 3, atol=1e-5)
+
+
+def test_per_channel_thresholds():
+    x = torch.tensor([0.0, 1.0, 2.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2).clone()
+    t = [0.4, 0.8, 0.8]  # logits: -0.405, 1.386, 1.386
+    y = threshold_logits(x, [2], t)
+    assert y[0, 0].all() and not y[0, 1].any() and y[0, 2].all()
+    assert threshold_logits(x, [2], 0.5)[0, 1].all()
+    with pytest.raises(ValueError, match="per-channel"):
+        threshold_logits(x, [2], [0.5, 0.5])
+    with pytest.raises(ValueError, match="decode_channel_thresholds"):
+        LDNetConfig(encoder_config=tiny_encoder(), decode_channel_thresholds=[0.5, 1.0, 0.5])

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _tiny import (
+from ldnet_tiny import (
     IMAGE_CONFIG,
     assert_same_answers,
-    tiny_model,
     tiny_processor,
     tiny_vision_kwargs,
+)
+from ldnet_tiny import (
+    decoding_model as tiny_model,
 )
 from PIL import Image
 from safetensors.torch import save_file

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _tiny import assert_same_answers, tiny_model, tiny_processor
+from ldnet_tiny import assert_same_answers, tiny_processor
+from ldnet_tiny import decoding_model as tiny_model
 
 from modeling_ldnet.onnx_ldnet import INPUT_NAMES, OUTPUT_NAMES, export_onnx
 

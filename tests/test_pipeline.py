@@ -6,12 +6,14 @@ import json
 
 import pytest
 import torch
-from _tiny import (
+from ldnet_tiny import (
     assert_same_answers,
     isolated_python,
     scores,
-    tiny_model,
     tiny_processor,
+)
+from ldnet_tiny import (
+    decoding_model as tiny_model,
 )
 from transformers import pipeline
 from transformers.pipelines import PIPELINE_REGISTRY

@@ -11,6 +11,7 @@ from transformers import AutoProcessor, AutoTokenizer
 
 from modeling_ldnet import LDNetProcessor, RecordError
 from modeling_ldnet.roundtrip import MISS_CATEGORIES, ans_keys, gold_logits, roundtrip
+from modeling_ldnet.span_graph import is_simple_chain
 
 
 @pytest.fixture(scope="module")
@@ -295,10 +296,20 @@ def test_long_texts_are_windowed_and_merged(minilm):
     assert roundtrip(trunc, [rec]).misses["truncated"] == enc["encoding_report"].unencodable["truncated"]
 
 
-def test_schema_too_long_for_max_length_is_an_error(minilm):
-    p = LDNetProcessor(tokenizer=AutoTokenizer.from_pretrained(minilm), max_length=16)
-    with pytest.raises(RecordError, match="'s1', field 'schema'"):
-        p(mk("s1", "a b c", {"ent": [f"label number {i}" for i in range(10)]}, {}))
+def test_schema_too_long_for_max_length_is_split_or_an_error(minilm):
+    p = LDNetProcessor(tokenizer=AutoTokenizer.from_pretrained(minilm), max_length=16, window_stride=2)
+    labels = [f"label number {i}" for i in range(10)]
+    # 10 labels x 4 tokens cannot share 16 tokens with the text: one label per pass, every pass a whole record
+    enc = p(mk("s1", "a b c", {"ent": labels}, {"ent": [{"type": "label number 3", "text": "b", "span": [2, 3]}]}))
+    assert [m.schema_group for m in enc["meta"]] == list(range(10))
+    assert [m.schema["ent"] for m in enc["meta"]] == [[x] for x in labels]
+    rep = enc["encoding_report"]
+    assert (rep.schema_passes, rep.split_records, rep.encoded, rep.items) == (10, 1, 1, 1)
+    alone = p(mk("s1", "a b c", {"ent": [labels[3]]}, {"ent": [{"type": "label number 3", "text": "b", "span": [2, 3]}]}))
+    assert enc["input_ids"][3] == alone["input_ids"][0] and enc["span_graph_links"][3] == alone["span_graph_links"][0]
+    # one event type keeps its roles: when that unit alone leaves no room, the error names the record and field
+    with pytest.raises(RecordError, match=r"'s1', field 'schema'.*label group 1/2"):
+        p(mk("s1", "a b c", {"event": {"attack": [f"role number {i}" for i in range(5)], "move": ["x"]}}, {}))
 
 
 # ---------------------------------------------------------------------------------------------- persistence
@@ -422,6 +433,9 @@ def oracle(proc, rec):
         if fate[k] is None:
             for p, q in zip(ch, ch[1:]):
                 nsw.add((p[-1], q[0]))
+    for k, ch in chains.items():  # decoding returns simple chains only (no span twice)
+        if not is_simple_chain(tuple(p if isinstance(p[0], int) else (-1 - n,) for n, p in enumerate(ch))):
+            fate[k] = "repeated_span"
     for k, ch in chains.items():
         if fate[k] is None and any(len(p) == 2 and isinstance(p[0], int) and (p[0], p[1]) in nsw for p in ch):
             fate[k] = "link_interference"

@@ -2,7 +2,9 @@
 
     >>> from trainers import LDNetTrainer, LDNetTrainingArguments, LDNetDataCollator, TeacherScoreStore
 
-Attributes are imported lazily, so ``import trainers.cli`` (the console scripts) stays cheap until it needs torch.
+Attributes are imported lazily (``import trainers`` alone does not import torch). Layout: library modules
+(``loading``, ``data``, ``collator``, ``trainer``, ``teacher``, ...) below the entry points (``cli``, ``pretrain``,
+``fewshot``); see ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ _EXPORTS = {
     "load_benchmark": "data",
     "load_records": "data",
     "tokenize_dataset": "data",
+    "load_model_and_processor": "loading",
+    "time_limit_callback": "trainer",
+    "train_and_save": "trainer",
 }
 
 __all__ = [
@@ -50,8 +55,11 @@ __all__ = [
     "input_hash",
     "ldnet_parameter_groups",
     "load_benchmark",
+    "load_model_and_processor",
     "load_records",
+    "time_limit_callback",
     "tokenize_dataset",
+    "train_and_save",
 ]
 
 
@@ -77,6 +85,7 @@ if TYPE_CHECKING:  # pragma: no cover
         load_records,
         tokenize_dataset,
     )
+    from .loading import load_model_and_processor
     from .teacher import (
         TEACHER_HASH_MISMATCH,
         TEACHER_MISSING,
@@ -93,4 +102,6 @@ if TYPE_CHECKING:  # pragma: no cover
         distillation_loss,
         distillation_per_record,
         ldnet_parameter_groups,
+        time_limit_callback,
+        train_and_save,
     )

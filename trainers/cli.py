@@ -4,6 +4,9 @@
   Works unchanged under ``accelerate launch [--cpu] --num_processes N``.
 * ``ldnet-teacher-scores``: run a trained LDNet over a dataset and store the teacher scores for distillation.
 
+Each console script exits 0 on success and 1 with a one-line ``ldnet-...: error: ...`` on stderr on failure (2 for a
+bad argument); ``LDNET_TRACEBACK=1`` shows the full traceback. ``--max_minutes N`` bounds the training wall time.
+
 Examples::
 
     ldnet-train --model_name_or_path path/to/all-MiniLM-L6-v2 --benchmark conll04 --data_dir shared/data/conll04 \
@@ -16,204 +19,41 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
+import subprocess
 import sys
-from dataclasses import dataclass, field
+import time
 from pathlib import Path
 from typing import Any
+
+import torch
+from transformers import EarlyStoppingCallback, set_seed
+
+from .augmented import AugmentedRecordDataset, EpochCallback
+from .calibration import calibrate_thresholds
+from .console import ArgumentParser, ArgumentsParser, console_entry
+from .data import load_benchmark, load_records, pick_split, tokenize_dataset
+from .loading import (  # noqa: F401 - DataArguments, ModelArguments, ... are re-exported (public names of this module)
+    DataArguments,
+    ModelArguments,
+    build_model_and_processor,
+    is_ldnet_checkpoint,
+    load_model_and_processor,
+    load_splits,
+    parse_options,
+    portable_path,
+    setup_logging,
+)
+from .schema_aug import SchemaAugConfig, SchemaAugmenter
+from .teacher import TeacherScoreStore, compute_teacher_scores
+from .trainer import LDNetTrainer, LDNetTrainingArguments, default_metric_for, time_limit_callback, train_and_save
 
 logger = logging.getLogger("ldnet.train")
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# arguments
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ModelArguments:
-    """Which model to start from, and LDNet config overrides."""
-
-    model_name_or_path: str = field(
-        metadata={"help": "A pre-trained encoder (local folder or Hub id: a fresh LDNet is built on it) or a saved LDNet."}
-    )
-    processor_name_or_path: str | None = field(
-        default=None, metadata={"help": "Processor/tokenizer folder; default: model_name_or_path."}
-    )
-    use_label_drop: bool | None = field(default=None, metadata={"help": "Label-drop gate + BCE (False: LDNet_MR)."})
-    label_drop_mode: str | None = field(default=None, metadata={"help": "'logit' (reference code) or 'prob' (paper)."})
-    label_drop_axis: str | None = field(default=None, metadata={"help": "'column' (reference) or 'row'."})
-    label_drop_per_channel: bool | None = field(default=None, metadata={"help": "One gate head per channel."})
-    label_drop_rate: float | None = field(default=None, metadata={"help": "Ablation drop rate rho in (0, 1]."})
-    head_dim: int | None = field(default=None, metadata={"help": "Query/key size d_i of each channel (64)."})
-    span_graph_loss_reduction: str | None = field(default=None, metadata={"help": "'mean' or 'sum' over channels."})
-    label_drop_loss_reduction: str | None = field(default=None, metadata={"help": "'valid_mean' or 'padded_mean'."})
-    distill_weight: float | None = field(default=None, metadata={"help": "Weight of the distillation MSE (eq 19)."})
-    distill_target: str | None = field(default=None, metadata={"help": "'logits' (reference) or 'probs' (paper)."})
-
-    def config_overrides(self) -> dict[str, Any]:
-        names = (
-            "use_label_drop",
-            "label_drop_mode",
-            "label_drop_axis",
-            "label_drop_per_channel",
-            "label_drop_rate",
-            "head_dim",
-            "span_graph_loss_reduction",
-            "label_drop_loss_reduction",
-            "distill_weight",
-            "distill_target",
-        )
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
-
-
-@dataclass
-class DataArguments:
-    """Where the data comes from (converted unified folders/files, or a benchmark converted on the fly)."""
-
-    data_dir: str | None = field(
-        default=None,
-        metadata={"help": "A converted folder ({train,dev,test}.jsonl|parquet), or with --benchmark the upstream source "
-                          "(default there: the staged copy in $LDNET_SHARED_DATA, ../shared/data)."},
-    )
-    benchmark: str | None = field(
-        default=None, metadata={"help": "Registered benchmark (python -m processing list) converted from --data_dir."}
-    )
-    benchmark_options: str | None = field(
-        default=None, metadata={"help": "Converter options 'key=value,key=value' (e.g. with_entities=true)."}
-    )
-    instruction: str | None = field(
-        default=None, metadata={"help": "Override every record's instruction ('' = the w/o-Inst. setting)."}
-    )
-    train_file: str | None = field(default=None, metadata={"help": "Unified jsonl/parquet training file."})
-    validation_file: str | None = field(default=None, metadata={"help": "Unified jsonl/parquet dev file."})
-    test_file: str | None = field(default=None, metadata={"help": "Unified jsonl/parquet test file."})
-    max_length: int | None = field(
-        default=None,
-        metadata={"help": "Longest input in tokens ([CLS]/[SEP] included); default: the saved processor's, else 512."},
-    )
-    overflow: str = field(default="window", metadata={"help": "'window', 'truncate' or 'error' for long texts."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training records."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N dev records."})
-    max_predict_samples: int | None = field(default=None, metadata={"help": "Keep the first N test records."})
-    teacher_scores: str | None = field(
-        default=None, metadata={"help": "Teacher-score folder (ldnet-teacher-scores) for model-transfer learning."}
-    )
-    schema_shuffle: bool = field(
-        default=False,
-        metadata={"help": "Shuffle the schema label order per record and epoch while training (as pre-training "
-                          "does): the model cannot learn label positions (bench/label_order.py measures it)."},
-    )
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "datasets.map processes."})
-    predictions_file: str = field(
-        default="test_predictions.jsonl", metadata={"help": "Test predictions (in output_dir): {id, ans} per line."}
-    )
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# helpers
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def is_ldnet_checkpoint(path: str | os.PathLike) -> bool:
-    cfg = Path(path) / "config.json"
-    if not cfg.is_file():
-        return False
-    try:
-        return json.loads(cfg.read_text()).get("model_type") == "ldnet"
-    except (OSError, json.JSONDecodeError):
-        return False
-
-
-def build_model_and_processor(model_args: ModelArguments, max_length: int | None = 512, overflow: str = "window"):
-    """``(model, processor)``: a saved LDNet (with overrides) or a fresh LDNet on a pre-trained encoder.
-
-    ``max_length=None`` keeps a saved processor's ``max_length`` (512 for a fresh one)."""
-    from transformers import AutoTokenizer
-
-    from modeling_ldnet import LDNetModel, LDNetProcessor
-
-    path = model_args.model_name_or_path
-    proc_path = model_args.processor_name_or_path or path
-    overrides = model_args.config_overrides()
-    if (Path(proc_path) / "processor_config.json").is_file():
-        processor = LDNetProcessor.from_pretrained(proc_path)
-        if max_length is not None:
-            processor.max_length = int(max_length)
-        processor.overflow = overflow
-    else:
-        tok = AutoTokenizer.from_pretrained(proc_path)
-        processor = LDNetProcessor(tokenizer=tok, max_length=max_length or 512, overflow=overflow)
-    if is_ldnet_checkpoint(path):
-        model = LDNetModel.from_pretrained(path, **overrides)
-        if model.get_input_embeddings().num_embeddings < len(processor.tokenizer):
-            model.resize_token_embeddings(len(processor.tokenizer))
-    else:
-        model = LDNetModel.from_encoder(path, tokenizer=processor.tokenizer, **overrides)
-    return model, processor
-
-
-def parse_options(text: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for part in (text or "").split(","):
-        if part.strip():
-            k, _, v = part.partition("=")
-            out[k.strip()] = v.strip()
-    return out
-
-
-def load_splits(data_args: DataArguments) -> dict[str, Any]:
-    """``{"train"|"dev"|"test": datasets.Dataset}`` from the data arguments (each optional)."""
-    from .data import load_benchmark, load_records, pick_split
-
-    splits: dict[str, Any] = {}
-    if data_args.benchmark:
-        opts = parse_options(data_args.benchmark_options)
-        if data_args.instruction is not None:
-            opts["instruction"] = data_args.instruction
-        dd = load_benchmark(data_args.benchmark, data_args.data_dir, **opts)
-    elif data_args.data_dir:
-        from processing import load_unified
-
-        dd = load_unified(data_args.data_dir)
-    else:
-        dd = {}
-    for split in ("train", "dev", "test"):
-        name = pick_split(dd, split)
-        if name is not None:
-            splits[split] = dd[name]
-    for split, path in (("train", data_args.train_file), ("dev", data_args.validation_file), ("test", data_args.test_file)):
-        if path:
-            splits[split] = load_records(path)
-    limits = {"train": data_args.max_train_samples, "dev": data_args.max_eval_samples, "test": data_args.max_predict_samples}
-    for split, n in limits.items():
-        if n is not None and split in splits and len(splits[split]) > n:
-            splits[split] = splits[split].select(range(n))
-    if data_args.instruction is not None and not data_args.benchmark:
-        inst = data_args.instruction
-        splits = {k: v.map(lambda r: {"instruction": inst}, keep_in_memory=True) for k, v in splits.items()}
-    return splits
-
-
-def _setup_logging(training_args) -> None:
-    import datasets
-    import transformers
-
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%m/%d/%Y %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    level = training_args.get_process_log_level()
-    logger.setLevel(level)
-    logging.getLogger("trainers").setLevel(level)
-    datasets.utils.logging.set_verbosity(level)
-    transformers.utils.logging.set_verbosity(level)
-    if not training_args.should_log:
-        datasets.utils.logging.disable_progress_bar()
+_setup_logging = setup_logging  # the former private name (pre-restructuring callers)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -254,9 +94,6 @@ def accelerate_cpu_processes_requested() -> int:
 
 def _relaunch_cpu_workers(n: int) -> None:
     """Start ``n`` copies of this command as ranks ``0..n-1`` of one gloo job (torchrun-style environment)."""
-    import subprocess
-    import time
-
     cmd = [sys.executable, os.path.abspath(sys.argv[0]), *sys.argv[1:]]
     print(f"ldnet-train: starting {n} CPU (gloo) processes", file=sys.stderr, flush=True)
     procs = []
@@ -300,27 +137,34 @@ def _given(argv: list[str], name: str) -> bool:
     return any(a.split("=")[0] in flags for a in argv)
 
 
+def resolve_schema_shuffle(data_args: DataArguments) -> bool:
+    """``--schema_shuffle``: on by default (the label order spread it removes, bench/label_order.py), off by default
+    with ``--teacher_scores`` (teacher scores are keyed by the hash of the unshuffled input, so a shuffled schema
+    could never match); asking for both explicitly is an error."""
+    if data_args.schema_shuffle is None:
+        return not data_args.teacher_scores
+    if data_args.schema_shuffle and data_args.teacher_scores:
+        raise ValueError("--schema_shuffle changes every training input, so teacher scores (keyed by the input "
+                         "hash) could never match: use one or the other")
+    return bool(data_args.schema_shuffle)
+
+
 def train_main(argv: list[str] | None = None) -> dict[str, Any]:
     """Train (if a training split is given), evaluate on dev, predict on test. Returns all metrics."""
-    from transformers import EarlyStoppingCallback, HfArgumentParser, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
-
-    from .data import tokenize_dataset
-    from .teacher import TeacherScoreStore
-    from .trainer import LDNetTrainer, LDNetTrainingArguments, default_metric_for
-
     if argv is None:  # command line: honour `accelerate launch --cpu --num_processes N` (see the helper)
         n = accelerate_cpu_processes_requested()
         if n > 1:
             _relaunch_cpu_workers(n)
-    parser = HfArgumentParser((ModelArguments, DataArguments, LDNetTrainingArguments))
+    parser = ArgumentsParser((ModelArguments, DataArguments, LDNetTrainingArguments), prog="ldnet-train")
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) == 1 and argv[0].endswith(".json"):
         model_args, data_args, training_args = parser.parse_json_file(os.path.abspath(argv[0]))
     else:
         model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    _setup_logging(training_args)
+    setup_logging(training_args)
     set_seed(training_args.seed)
+    schema_shuffle = resolve_schema_shuffle(data_args)
+    time_cb = time_limit_callback(training_args)
 
     splits = load_splits(data_args)
     # without any --do_* flag every available split is used (TrainingArguments turns do_eval on by itself whenever
@@ -344,14 +188,8 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
         logger.info("metric_for_best_model = %s", training_args.metric_for_best_model)
 
     train_ds = None
-    callbacks = []
-    if do_train and data_args.schema_shuffle:
-        if data_args.teacher_scores:
-            raise ValueError("--schema_shuffle changes every training input, so teacher scores (keyed by the input "
-                             "hash) could never match: use one or the other")
-        from .pretrain import AugmentedRecordDataset, EpochCallback
-        from .schema_aug import SchemaAugConfig, SchemaAugmenter
-
+    callbacks: list = [time_cb] if time_cb is not None else []
+    if do_train and schema_shuffle:
         augmenter = SchemaAugmenter(SchemaAugConfig(shuffle=True, shuffle_inner=True), seed=training_args.seed)
         train_ds = AugmentedRecordDataset(splits["train"], processor, None, augmenter, seed=training_args.seed)
         callbacks.append(EpochCallback(train_ds))
@@ -377,12 +215,7 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     if do_train:
-        checkpoint = training_args.resume_from_checkpoint
-        if checkpoint in ("auto", "last", "latest"):
-            checkpoint = get_last_checkpoint(training_args.output_dir)
-        train_result = trainer.train(resume_from_checkpoint=checkpoint)
-        trainer.save_model()
-        metrics = dict(train_result.metrics)
+        metrics = train_and_save(trainer, time_cb)
         metrics["train_samples"] = len(train_ds)
         metrics["train_world_size"] = training_args.world_size
         if teacher_store is not None:
@@ -393,6 +226,15 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
         trainer.save_metrics("train", metrics)
         trainer.save_state()
         results.update(metrics)
+
+    if training_args.calibrate_thresholds:
+        if "dev" not in splits:
+            raise ValueError("--calibrate_thresholds needs a dev split (--validation_file, --data_dir or --benchmark)")
+        cal = calibrate_thresholds(trainer.model, processor, splits["dev"])
+        logger.info("calibrated thresholds %s: dev %s %.4f -> %.4f", cal.thresholds, cal.metric, cal.before, cal.after)
+        trainer.save_model()  # config.decode_channel_thresholds + the processor's threshold
+        results.update({"calibration_thresholds": cal.thresholds, "calibration_metric": cal.metric,
+                        "calibration_dev_before": cal.before, "calibration_dev_after": cal.after})
 
     if do_eval:
         metrics = trainer.evaluate(splits["dev"], metric_key_prefix="eval")
@@ -425,12 +267,7 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def teacher_scores_main(argv: list[str] | None = None) -> dict:
     """``ldnet-teacher-scores --model DIR --data DIR_OR_FILE [--split train] --out DIR``."""
-    import torch
-
-    from .data import load_benchmark, load_records, pick_split
-    from .teacher import compute_teacher_scores, load_model_and_processor
-
-    p = argparse.ArgumentParser(prog="ldnet-teacher-scores", description=teacher_scores_main.__doc__)
+    p = ArgumentParser(prog="ldnet-teacher-scores", description=teacher_scores_main.__doc__)
     p.add_argument("--model", required=True, help="trained LDNet folder (model + processor)")
     p.add_argument("--data", required=True, help="converted folder or a unified .jsonl/.parquet file")
     p.add_argument("--split", default="train", help="split of a folder (default: train)")
@@ -444,14 +281,15 @@ def teacher_scores_main(argv: list[str] | None = None) -> dict:
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
     a = p.parse_args(argv)
 
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO,
+                        handlers=[logging.StreamHandler(sys.stdout)])  # stderr is for errors only
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, processor = load_model_and_processor(a.model, max_length=a.max_length, device=device)
+    model, processor = load_model_and_processor(a.model, max_length=a.max_length, device=device, require_ldnet=True)
     if a.benchmark:
         dd = load_benchmark(a.benchmark, a.data, **parse_options(a.benchmark_options))
         name = pick_split(dd, a.split)
         if name is None:
-            raise SystemExit(f"benchmark {a.benchmark}: no split {a.split!r} (have {list(dd)})")
+            raise KeyError(f"benchmark {a.benchmark}: no split {a.split!r} (have {list(dd)})")
         records = dd[name]
     else:
         records = load_records(a.data, None if Path(a.data).is_file() else a.split)
@@ -465,7 +303,7 @@ def teacher_scores_main(argv: list[str] | None = None) -> dict:
         batch_size=a.batch_size,
         device=device,
         max_shard_bytes=int(a.max_shard_mb * 2**20),
-        metadata={"model": str(a.model), "data": str(a.data), "split": a.split},
+        metadata={"model": portable_path(a.model), "data": portable_path(a.data), "split": a.split},
         progress=True,
     )
     logger.info(
@@ -478,5 +316,9 @@ def teacher_scores_main(argv: list[str] | None = None) -> dict:
     return manifest
 
 
+train_cli = console_entry("ldnet-train", train_main)
+teacher_scores_cli = console_entry("ldnet-teacher-scores", teacher_scores_main)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    train_main()
+    sys.exit(train_cli())

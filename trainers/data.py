@@ -21,6 +21,11 @@ import numpy as np
 from datasets import Dataset, DatasetDict
 
 from modeling_ldnet.schema import normalize_record
+from modeling_ldnet.vocabulary_ldnet import TASK_FIELDS
+from processing import BENCHMARKS, convert_benchmark, load_unified
+from processing.features import to_arrow_record
+from processing.paths import shared_data_dir
+from processing.user_formats import load_user_data
 
 #: Columns the collator / trainer read from a tokenized dataset (kept by ``remove_unused_columns``).
 FEATURE_COLUMNS = (
@@ -106,8 +111,6 @@ def tokenize_dataset(
 
 def _arrow_safe(record: dict) -> dict:
     """SPEC-form record -> Arrow-friendly row (dict-valued schema fields become ``[{name, labels}]`` lists)."""
-    from processing.features import to_arrow_record
-
     return to_arrow_record(normalize_record(record))
 
 
@@ -124,9 +127,11 @@ SPLIT_ALIASES = {"train": ("train",), "dev": ("dev", "validation", "valid", "val
 
 
 def load_records(path: str | Path, split: str | None = None) -> Dataset:
-    """A unified ``.jsonl``/``.parquet`` file, or one split of a converted folder, as a ``Dataset``."""
-    from processing import load_unified
-
+    """A unified ``.jsonl``/``.parquet`` file, or one split of a converted folder, as a ``Dataset``. Users' own
+    formats (CoNLL/BIO, ``.spacy``, Label Studio, GLiNER, brat; detected, or ``FORMAT:path``) are converted first."""
+    user = load_user_data(path, split)
+    if user is not None:
+        return user
     p = Path(path)
     dd = load_unified(p)
     if p.is_file():
@@ -152,13 +157,9 @@ def benchmark_source(name: str, data_dir: str | Path | None = None) -> str:
     ``$LDNET_SHARED_DATA``, default ``../shared/data``); an error names the folder when neither exists."""
     if data_dir:
         return str(data_dir)
-    from processing import BENCHMARKS
-
-    from .pretrain import default_shared_data
-
     if name not in BENCHMARKS:
         raise KeyError(f"unknown benchmark {name!r} (python -m processing list)")
-    path = default_shared_data() / (BENCHMARKS[name].shared_subdir or name)
+    path = shared_data_dir() / (BENCHMARKS[name].shared_subdir or name)
     if not path.is_dir():
         raise FileNotFoundError(f"benchmark {name!r}: no --data_dir given and the staged copy {path} does not exist "
                                 "(set LDNET_SHARED_DATA or pass --data_dir)")
@@ -168,8 +169,6 @@ def benchmark_source(name: str, data_dir: str | Path | None = None) -> str:
 def load_benchmark(name: str, data_dir: str | Path | None = None, **options: Any) -> DatasetDict:
     """Convert a registered benchmark on the fly (``processing.convert_benchmark``) and return its splits; the
     source defaults to the staged copy (:func:`benchmark_source`)."""
-    from processing import convert_benchmark
-
     dd, _report = convert_benchmark(name, benchmark_source(name, data_dir), progress=False, **options)
     return dd
 
@@ -179,7 +178,7 @@ def task_fields(records: Iterable[dict]) -> list[str]:
     tasks: set[str] = set()
     for r in records:
         schema = r.get("schema") or {}
-        active = [f for f in ("cls", "ent", "discontinuous_ent", "rel", "hyper_rel", "event") if schema.get(f)]
+        active = [f for f in TASK_FIELDS if schema.get(f)]
         tasks.update(active)
         if not active:
             tasks.add("span")

@@ -18,24 +18,41 @@ Labels counted (``fields``): the record's main task field, i.e. the first non-em
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from modeling_ldnet.schema import normalize_record
+from modeling_ldnet.vocabulary_ldnet import TASK_FIELDS
+
+from .cli import train_main
+from .console import ArgumentParser, console_entry
+from .loading import (  # noqa: F401 - load_checkpoint, load_data, ... re-exported (their former home)
+    load_checkpoint,
+    load_data,
+    load_data_split,
+    parse_options,
+    pick,
+    portable,
+    portable_path,
+)
+from .trainer import LDNetTrainer, LDNetTrainingArguments, default_metric_for
 
 logger = logging.getLogger("ldnet.fewshot")
 
-MAIN_FIELD_ORDER = ("event", "hyper_rel", "rel", "discontinuous_ent", "ent", "cls")
+MAIN_FIELD_ORDER = tuple(reversed(TASK_FIELDS))  # the richest task first: event, hyper_rel, rel, ...
 
 #: paper Table 8 (few-shot) on top of the ldnet-train defaults (SPEC §7.1)
 PRESETS: dict[str, dict[str, Any]] = {
@@ -179,83 +196,18 @@ def kshot_counts(records: Sequence[Mapping[str, Any]], indices: Iterable[int], f
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def load_data(
-    benchmark: str | None = None,
-    data_dir: str | None = None,
-    data: str | None = None,
-    benchmark_options: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """All splits (``{name: datasets.Dataset}``) of a registered benchmark converted from ``data_dir`` (default
-    ``<shared_data>/<shared_subdir>``), or of a converted folder / single unified file ``data``."""
-    from .data import load_benchmark
-
-    if benchmark:
-        return dict(load_benchmark(benchmark, data_dir, **dict(benchmark_options or {})))
-    if not data:
-        raise ValueError("give --benchmark (+ --data_dir) or --data")
-    from processing import load_unified
-
-    return dict(load_unified(data))
-
-
-def pick(splits: Mapping[str, Any], split: str, source: str = "data"):
-    """``splits[split]`` with the usual aliases (``dev`` = ``validation``...); a single-file source has one split."""
-    from .data import pick_split
-
-    name = pick_split(splits, split)
-    if name is None:
-        if len(splits) == 1:
-            return next(iter(splits.values()))
-        raise KeyError(f"{source}: no split {split!r} (have {list(splits)})")
-    return splits[name]
-
-
-def load_data_split(
-    split: str,
-    benchmark: str | None = None,
-    data_dir: str | None = None,
-    data: str | None = None,
-    benchmark_options: Mapping[str, Any] | None = None,
-):
-    """One split of :func:`load_data` as a ``datasets.Dataset``."""
-    return pick(load_data(benchmark, data_dir, data, benchmark_options), split, benchmark or str(data))
-
-
 def evaluate_records(model: Any, processor: Any, records: Any, batch_size: int = 16, prefix: str = "test",
                      output_dir: str | None = None) -> tuple[dict[str, float], list[dict]]:
     """Decode + score ``records`` with :class:`~trainers.LDNetTrainer` (same metrics as ``ldnet-train``).
 
     Returns ``(metrics, predictions)``; metric names are ``{prefix}_ent_f1``...
     """
-    import tempfile
-
-    from .trainer import LDNetTrainer, LDNetTrainingArguments
-
     out = output_dir or tempfile.mkdtemp(prefix="ldnet-eval-")
     args = LDNetTrainingArguments(output_dir=out, per_device_eval_batch_size=batch_size, report_to="none",
-                                  use_cpu=not _cuda())
+                                  use_cpu=not torch.cuda.is_available())
     trainer = LDNetTrainer(model=model, args=args, processing_class=processor)
     res = trainer.predict(records, metric_key_prefix=prefix)
     return dict(res.metrics), list(res.predictions)
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def load_checkpoint(path: str, max_length: int | None = None):
-    """``(model, processor)`` of a saved LDNet folder (model + processor)."""
-    from modeling_ldnet import LDNetProcessor
-
-    from .cli import ModelArguments, build_model_and_processor
-
-    proc = LDNetProcessor.from_pretrained(path)
-    ml = max_length or proc.max_length
-    model, processor = build_model_and_processor(ModelArguments(model_name_or_path=path), ml, proc.overflow)
-    model.eval()
-    return model, processor
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -296,8 +248,8 @@ def _write_jsonl(path: Path, records: Iterable[Mapping[str, Any]]) -> Path:
     return path
 
 
-def build_fewshot_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_fewshot_parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="ldnet-fewshot",
         description="K-shot fine-tuning over several seeds (paper Table 5 protocol); unknown options go to "
         "ldnet-train (e.g. --per_device_train_batch_size 8 --max_length 256).",
@@ -315,7 +267,9 @@ def build_fewshot_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_eval_samples", type=int, default=None, help="cap the dev set (model selection)")
     p.add_argument("--max_predict_samples", type=int, default=None, help="cap the test set")
     p.add_argument("--output_dir", required=True)
-    p.add_argument("--results_md", default=None, help="append the summary table here (e.g. bench/RESULTS.md)")
+    p.add_argument("--results_md", default=None,
+                   help="also append the summary table to this Markdown file (default: none; <output_dir>/summary.md "
+                        "is always written)")
     p.add_argument("--sample_only", action="store_true", help="write the K-shot splits and stop")
     p.add_argument("--keep_checkpoints", action="store_true", help="keep each run's model (default: deleted)")
     return p
@@ -323,14 +277,10 @@ def build_fewshot_parser() -> argparse.ArgumentParser:
 
 def fewshot_main(argv: list[str] | None = None) -> dict[str, Any]:
     """``ldnet-fewshot``: sample, fine-tune, test, aggregate. Returns the summary dict (also ``summary.json``)."""
-    import shutil
-
-    from .cli import parse_options, train_main
-    from .trainer import default_metric_for
-
     parser = build_fewshot_parser()
     args, passthrough = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO,
+                        handlers=[logging.StreamHandler(sys.stdout)])  # stderr is for errors only
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     opts = parse_options(args.benchmark_options)
@@ -405,9 +355,9 @@ def fewshot_main(argv: list[str] | None = None) -> dict[str, Any]:
             runs.append(info)
 
     summary: dict[str, Any] = {
-        "command": "ldnet-fewshot " + " ".join(sys.argv[1:] if argv is None else argv),
-        "data": args.benchmark or args.data,
-        "model": args.model_name_or_path,
+        "command": "ldnet-fewshot " + " ".join(portable(list(sys.argv[1:] if argv is None else argv))),
+        "data": args.benchmark or portable_path(args.data),
+        "model": portable_path(args.model_name_or_path),
         "preset": {args.preset: preset},
         "metric": f"test_{metric}",
         "seeds": args.seeds,
@@ -451,10 +401,14 @@ def _summary_table(summary: Mapping[str, Any], shots: Sequence[int]) -> list[str
     ]
 
 
+fewshot_cli = console_entry("ldnet-fewshot", fewshot_main)
+
+
 __all__ = [
     "PRESETS",
     "append_results_md",
     "evaluate_records",
+    "fewshot_cli",
     "fewshot_main",
     "kshot_counts",
     "load_checkpoint",

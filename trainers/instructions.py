@@ -27,12 +27,21 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from modeling_ldnet.vocabulary_ldnet import (
+    ABSA_INSTRUCTION,
+    CLS_INSTRUCTION,
+    EE_INSTRUCTION,
+    JOINT_INSTRUCTION,
+    NER_INSTRUCTION,
+    RE_INSTRUCTION,
+)
+
 # ---------------------------------------------------------------------------------------------------------------
 # pools
 # ---------------------------------------------------------------------------------------------------------------
 
 NER_POOL: tuple[str, ...] = (
-    "Please identify possible entities from the given text and determine their types.",
+    NER_INSTRUCTION,
     "Find all named entities in the text and label each with its type.",
     "Extract every entity mention from the text and assign it one of the given entity types.",
     "Which spans of the text are entities? Give each one a type from the schema.",
@@ -60,7 +69,7 @@ NER_POOL: tuple[str, ...] = (
 )
 
 RE_POOL: tuple[str, ...] = (
-    "Please determine the two entities mentioned in the text and specify the nature of their relationship.",
+    RE_INSTRUCTION,
     "Extract relation triples (head entity, relation, tail entity) from the text.",
     "Find pairs of entities in the text and the relation that holds between them.",
     "Identify the relationships expressed in the sentence between its entities.",
@@ -87,10 +96,7 @@ RE_POOL: tuple[str, ...] = (
 )
 
 NER_RE_POOL: tuple[str, ...] = (
-    (
-        "Please identify possible entities from the given text and determine their types, "
-        "then determine the relationships between them."
-    ),
+    JOINT_INSTRUCTION,
     "Find the entities in the text with their types, and the relations that connect them.",
     "Extract typed entity mentions and the relation triples between them from the text.",
     "Identify all entities and their types, then list the relations holding between pairs of them.",
@@ -105,7 +111,7 @@ NER_RE_POOL: tuple[str, ...] = (
 )
 
 EE_POOL: tuple[str, ...] = (
-    "Please identify the events and their arguments in the text.",
+    EE_INSTRUCTION,
     "Find the event triggers in the text, their event types and the arguments filling each role.",
     "Extract all events from the text together with their participants and roles.",
     "Detect event mentions in the sentence and identify the arguments of each event.",
@@ -131,7 +137,7 @@ EE_POOL: tuple[str, ...] = (
 )
 
 CLS_POOL: tuple[str, ...] = (
-    "Please classify the text.",
+    CLS_INSTRUCTION,
     "Choose the label that best describes the text.",
     "Which of the given labels applies to the text?",
     "Assign the correct class from the label list to the input.",
@@ -190,7 +196,7 @@ CLS_PAIR_POOL: tuple[str, ...] = (
 )
 
 ABSA_POOL: tuple[str, ...] = (
-    "Please identify the aspect terms, opinion terms and their sentiment polarity in the text.",
+    ABSA_INSTRUCTION,
     "Extract aspect-opinion-sentiment triplets from the review.",
     "Find the aspects mentioned in the review, the opinion words about them and the sentiment expressed.",
     "For each aspect term in the text, give the opinion term describing it and its polarity.",
@@ -205,7 +211,7 @@ ABSA_POOL: tuple[str, ...] = (
 )
 
 DISCONTINUOUS_NER_POOL: tuple[str, ...] = (
-    "Please identify possible entities from the given text and determine their types.",
+    NER_INSTRUCTION,
     "Find all entity mentions in the text, including mentions made of several separate pieces, and type them.",
     "Extract entities from the text; an entity may be discontinuous or overlap with another one.",
     "Identify the mentions of the given types, joining non-adjacent fragments that form one mention.",

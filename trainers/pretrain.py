@@ -38,32 +38,33 @@ from __future__ import annotations
 import glob as _glob
 import json
 import logging
-import math
 import os
 import random
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import torch
-from transformers import TrainerCallback
+import datasets
+from datasets import concatenate_datasets
+from transformers import TrainerCallback, set_seed
 
-from .data import FEATURE_COLUMNS, encode_features
-from .instructions import (
-    INSTRUCTION_MODES,
-    InstructionSampler,
-    canonical_task,
-    derive_seed,
-    record_rng,
-)
+from modeling_ldnet.modelcard_ldnet import portable_model_id
+from processing import BENCHMARKS, UNIFIED_FEATURES, convert_benchmark, load_unified, write_unified
+from processing.paths import pretrain_data_dir, shared_data_dir
+
+from .augmented import EXTRA_COLUMNS, AugmentedRecordDataset, EpochCallback  # noqa: F401 - re-exported
+from .console import ArgumentsParser, console_entry
+from .data import pick_split
+from .instructions import INSTRUCTION_MODES, InstructionSampler, canonical_task, derive_seed
+from .loading import ModelArguments, build_model_and_processor, portable, portable_path, setup_logging
 from .schema_aug import LabelPool, SchemaAugConfig, SchemaAugmenter
+from .trainer import LDNetTrainer, LDNetTrainingArguments, time_limit_callback, train_and_save
 
 logger = logging.getLogger("ldnet.pretrain")
 
 REPO = Path(__file__).resolve().parents[1]
-EXTRA_COLUMNS = ("corpus", "task", "pool")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -71,20 +72,9 @@ EXTRA_COLUMNS = ("corpus", "task", "pool")
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def default_shared_data() -> Path:
-    """``$LDNET_SHARED_DATA``, else ``<repo>/../shared/data``, else ``./shared/data`` / ``../shared/data``."""
-    env = os.environ.get("LDNET_SHARED_DATA")
-    if env:
-        return Path(env)
-    for cand in (REPO.parent / "shared" / "data", Path.cwd() / "shared" / "data", Path.cwd().parent / "shared" / "data"):
-        if cand.is_dir():
-            return cand
-    return REPO.parent / "shared" / "data"
-
-
-def default_pretrain_data(shared_data: Path | None = None) -> Path:
-    env = os.environ.get("LDNET_PRETRAIN_DATA")
-    return Path(env) if env else Path(shared_data or default_shared_data()) / "pretrain"
+#: the former names of the path helpers (their home is ``processing.paths``)
+default_shared_data = shared_data_dir
+default_pretrain_data = pretrain_data_dir
 
 
 def _expand(value: Any, subs: Mapping[str, str]) -> Any:
@@ -109,7 +99,7 @@ def load_recipe(path: str | Path | Mapping[str, Any], shared_data: str | None = 
         text = p.read_text(encoding="utf-8")
         if p.suffix in (".yaml", ".yml"):
             try:
-                import yaml
+                import yaml  # optional dependency: only YAML recipes need it
             except ImportError as exc:  # pragma: no cover
                 raise ImportError("YAML recipes need PyYAML (pip install pyyaml); JSON recipes need nothing") from exc
             raw = yaml.safe_load(text)
@@ -208,10 +198,6 @@ def _cache_key(entry: Mapping[str, Any]) -> str:
 
 def _load_corpus(entry: Mapping[str, Any], split: str, cache_dir: str | None, shared_data: Path):
     """``(Dataset, source string, registry task or None)`` for one corpus entry."""
-    from processing import BENCHMARKS, convert_benchmark, load_unified, write_unified
-
-    from .data import pick_split
-
     if entry.get("benchmark"):
         name = entry["benchmark"]
         if name not in BENCHMARKS:
@@ -228,14 +214,14 @@ def _load_corpus(entry: Mapping[str, Any], split: str, cache_dir: str | None, sh
             if cached is not None:
                 write_unified(dd, cached, fmt="parquet")
         task = bench.task
-        source = f"benchmark {name} ({src})"
+        source = f"benchmark {name} ({portable_path(src)})"  # sources are saved: no machine paths
     else:
         p = Path(entry["path"])
         if not p.exists():
             raise FileNotFoundError(f"corpus {entry.get('name')}: {p} does not exist")
         dd = load_unified(p)
         task = None
-        source = str(p)
+        source = portable_path(p)
         if p.is_file():
             return next(iter(dd.values())), source, task
     sp = pick_split(dd, split)
@@ -266,8 +252,6 @@ def build_pretrain_mix(
         cache_dir: keep converted benchmarks here (parquet) and reuse them.
         strict: a missing corpus raises; otherwise it is reported in ``PretrainMix.missing`` and skipped.
     """
-    import datasets
-
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     try:
@@ -280,10 +264,6 @@ def build_pretrain_mix(
 
 def _build_pretrain_mix(recipe, seed, max_records_per_corpus, max_records, exclude, cache_dir, shared_data,
                         pretrain_data, strict) -> PretrainMix:
-    from datasets import concatenate_datasets
-
-    from processing import UNIFIED_FEATURES
-
     if not isinstance(recipe, Mapping):
         recipe = load_recipe(recipe, shared_data=shared_data, pretrain_data=pretrain_data)
     sd = Path(shared_data) if shared_data else default_shared_data()
@@ -350,79 +330,6 @@ def _build_pretrain_mix(recipe, seed, max_records_per_corpus, max_records, exclu
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# per-epoch augmented, lazily encoded training set
-# ---------------------------------------------------------------------------------------------------------------
-
-
-class AugmentedRecordDataset(torch.utils.data.Dataset):
-    """Map-style training set: record ``i`` of epoch ``e`` = schema augmentation + instruction of ``(seed, e, id)``,
-    encoded by the processor when fetched. One feature per record and epoch: a text longer than the processor's
-    window yields several windows, of which one is drawn per epoch (also seeded).
-
-    ``column_names`` lists the feature columns so :class:`~trainers.LDNetTrainer` treats it as tokenized.
-    Works with ``dataloader_num_workers=0`` or non-persistent workers (the epoch is read when a worker starts).
-    """
-
-    column_names: ClassVar[list[str]] = list(FEATURE_COLUMNS)
-
-    def __init__(self, records: Any, processor: Any, instructions: InstructionSampler | None = None,
-                 schema_augmenter: SchemaAugmenter | None = None, seed: int = 0, epoch: int = 0) -> None:
-        self.records = records
-        self.processor = processor
-        self.instructions = instructions
-        self.schema_augmenter = schema_augmenter
-        self.seed = int(seed)
-        self.epoch = int(epoch)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def record(self, index: int, epoch: int | None = None) -> dict[str, Any]:
-        """The augmented SPEC-form record ``index`` of ``epoch`` (default: the current one)."""
-        e = self.epoch if epoch is None else int(epoch)
-        row = dict(self.records[index])
-        task = row.get("task") or None
-        if self.schema_augmenter is not None:
-            rec = self.schema_augmenter(row, e, task)
-        else:
-            from modeling_ldnet.schema import normalize_record
-
-            rec = normalize_record(row)
-            rec.update({k: row[k] for k in EXTRA_COLUMNS if k in row})
-        if self.instructions is not None:
-            rec["instruction"] = self.instructions.instruction_for(rec, e, task, row.get("pool") or None)
-        return rec
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        rec = self.record(index)
-        feats = encode_features(self.processor, [rec])
-        n = len(feats["input_ids"])
-        w = 0 if n == 1 else record_rng(self.seed, self.epoch, rec["id"], "window").randrange(n)
-        return {c: feats[c][w] for c in FEATURE_COLUMNS}
-
-
-class EpochCallback(TrainerCallback):
-    """Sets the epoch of an :class:`AugmentedRecordDataset` at the start of every training epoch, and logs the
-    processor's cumulative encoding report at the end of each."""
-
-    def __init__(self, dataset: AugmentedRecordDataset) -> None:
-        self.dataset = dataset
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        epoch = math.floor((state.epoch or 0.0) + 1e-6)
-        self.dataset.set_epoch(epoch)
-        logger.info("epoch %d: instructions / schemas re-drawn", epoch)
-
-    def on_epoch_end(self, args, state, control, **kwargs):
-        rep = getattr(self.dataset.processor, "report", None)
-        if rep is not None:
-            logger.info("encoding so far: %s", rep)
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # ldnet-pretrain
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -442,7 +349,6 @@ class PretrainArguments:
     negative_rate: float | None = field(default=None, metadata={"help": "Probability of adding negative labels."})
     max_negatives: int | None = field(default=None, metadata={"help": "At most this many negatives per record."})
     drop_nongold_rate: float | None = field(default=None, metadata={"help": "Drop each non-gold label w.p. this."})
-    max_minutes: float | None = field(default=None, metadata={"help": "Stop training (and save) after N minutes."})
     max_length: int = field(default=512, metadata={"help": "Longest input in tokens."})
     overflow: str = field(default="window", metadata={"help": "'window', 'truncate' or 'error' for long texts."})
     cache_dir: str | None = field(default=None, metadata={"help": "Cache converted benchmarks here (parquet)."})
@@ -473,18 +379,13 @@ def build_augmenters(recipe: Mapping[str, Any], pargs: PretrainArguments | None,
 
 def pretrain_main(argv: list[str] | None = None) -> dict[str, Any]:
     """``ldnet-pretrain``: build the mix of ``--recipe``, pre-train, save model + processor in ``--output_dir``."""
-    from transformers import HfArgumentParser, set_seed
-
-    from .cli import ModelArguments, _setup_logging, build_model_and_processor
-    from .trainer import LDNetTrainer, LDNetTrainingArguments, TimeLimitCallback
-
-    parser = HfArgumentParser((ModelArguments, PretrainArguments, LDNetTrainingArguments))
+    parser = ArgumentsParser((ModelArguments, PretrainArguments, LDNetTrainingArguments), prog="ldnet-pretrain")
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) == 1 and argv[0].endswith(".json") and "--" not in argv[0]:
         model_args, pargs, targs = parser.parse_json_file(os.path.abspath(argv[0]))
     else:
         model_args, pargs, targs = parser.parse_args_into_dataclasses(args=argv)
-    _setup_logging(targs)
+    setup_logging(targs)
     logger.setLevel(targs.get_process_log_level())
     set_seed(targs.seed)
 
@@ -514,41 +415,31 @@ def pretrain_main(argv: list[str] | None = None) -> dict[str, Any]:
             fh.writelines(json.dumps(train_ds.record(i, 0), ensure_ascii=False) + "\n" for i in range(len(train_ds)))
 
     callbacks: list[TrainerCallback] = [EpochCallback(train_ds)]
-    time_cb = None
-    if pargs.max_minutes is not None:
-        time_cb = TimeLimitCallback(pargs.max_minutes * 60.0)
+    time_cb = time_limit_callback(targs)  # --max_minutes
+    if time_cb is not None:
         callbacks.append(time_cb)
     if targs.eval_strategy != "no":
         logger.warning("pre-training has no dev set; eval_strategy set to 'no'")
         targs.eval_strategy = "no"
     trainer = LDNetTrainer(model=model, args=targs, train_dataset=train_ds, processing_class=processor,
                            callbacks=callbacks)
-    checkpoint = targs.resume_from_checkpoint
-    if checkpoint in ("auto", "last", "latest"):
-        from transformers.trainer_utils import get_last_checkpoint
-
-        checkpoint = get_last_checkpoint(targs.output_dir)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.save_model()
-    metrics = dict(result.metrics)
+    metrics = train_and_save(trainer, time_cb)
     metrics["train_records"] = len(train_ds)
-    if time_cb is not None and time_cb.stopped_at_step is not None:
-        metrics["stopped_by_time_limit_at_step"] = time_cb.stopped_at_step
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()
     if trainer.is_world_process_zero():
         info = {
-            "recipe_file": str(pargs.recipe),
-            "recipe": recipe,
+            "recipe_file": portable_path(pargs.recipe),
+            "recipe": recipe,  # as resolved: bench/pretrain_protocol.py rebuilds the mix from it
             "excluded": exclude,
-            "corpora": [c.__dict__ for c in mix.corpora],
+            "corpora": portable([c.__dict__ for c in mix.corpora]),
             "missing": mix.missing,
             "instruction_mode": instructions.mode,
             "schema_augmentation": schema_aug.config.to_dict(),
             "label_pool": mix.label_pool.to_dict(),
             "seed": targs.seed,
-            "base_model": model_args.model_name_or_path,
+            "base_model": portable_model_id(model_args.model_name_or_path) or portable_path(model_args.model_name_or_path),
             "metrics": metrics,
             "encoding_report": str(processor.report),
         }
@@ -556,6 +447,9 @@ def pretrain_main(argv: list[str] | None = None) -> dict[str, Any]:
         (Path(targs.output_dir) / "pretrain_info.json").write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n")
         (Path(targs.output_dir) / "pretrain_mix.md").write_text(mix.summary() + "\n")
     return metrics
+
+
+pretrain_cli = console_entry("ldnet-pretrain", pretrain_main)
 
 
 __all__ = [
@@ -569,5 +463,6 @@ __all__ = [
     "default_pretrain_data",
     "default_shared_data",
     "load_recipe",
+    "pretrain_cli",
     "pretrain_main",
 ]

@@ -21,16 +21,17 @@ All draws come from ``record_rng(seed, epoch, record id, "schema")``: determinis
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from modeling_ldnet.schema import normalize_record
+from modeling_ldnet.vocabulary_ldnet import SCHEMA_DICT_FIELDS, SCHEMA_LIST_FIELDS
 
 from .instructions import record_rng, record_task
 
-LIST_FIELDS = ("cls", "ent", "discontinuous_ent", "rel")
-DICT_FIELDS = ("hyper_rel", "event")
+LIST_FIELDS, DICT_FIELDS = SCHEMA_LIST_FIELDS, SCHEMA_DICT_FIELDS
 FIELDS = LIST_FIELDS + DICT_FIELDS
 _RECORD_KEYS = ("id", "instruction", "schema", "text", "bg", "ans", "image")
 
@@ -342,8 +343,6 @@ def schema_labels(records: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
 def random_label_order(records: Iterable[Mapping[str, Any]], seed: int) -> dict[str, dict[str, int]]:
     """A random global rank over the label inventory of ``records`` (for :func:`permute_schema`); ``seed`` 0 is
     the identity (first-seen order)."""
-    import random
-
     rng = random.Random(seed)
     out: dict[str, dict[str, int]] = {}
     for f, labels in schema_labels(records).items():

@@ -30,8 +30,10 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
 from .data import as_records, feature_key, input_hash
+from .loading import load_model_and_processor  # noqa: F401 - the one loader, re-exported under its former home
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +134,6 @@ def compute_teacher_scores(
     n_batches = (len(order) + batch_size - 1) // batch_size
     it = range(n_batches)
     if progress:
-        from tqdm.auto import tqdm
-
         it = tqdm(it, desc="teacher scores")
     for bi in it:
         chunk = [records[i] for i in order[bi * batch_size : (bi + 1) * batch_size]]
@@ -216,16 +216,3 @@ class TeacherScoreStore:
 
     def __repr__(self) -> str:
         return f"TeacherScoreStore({str(self.path)!r}, entries={len(self)}, shards={len(self.manifest['shards'])})"
-
-
-def load_model_and_processor(path: str | Path, max_length: int | None = None, device: str | None = None):
-    """An LDNet checkpoint folder (model + processor, as ``LDNetTrainer`` saves them) -> ``(model, processor)``."""
-    from modeling_ldnet import LDNetModel, LDNetProcessor
-
-    processor = LDNetProcessor.from_pretrained(str(path))
-    if max_length is not None:
-        processor.max_length = int(max_length)
-    model = LDNetModel.from_pretrained(str(path))
-    if device is not None:
-        model.to(device)
-    return model.eval(), processor

@@ -8,7 +8,7 @@
 * Optimiser: AdamW with two learning rates (encoder ``plm.*``: ``learning_rate``; everything else:
   ``head_learning_rate``) and weight decay except for embeddings / LayerNorm / biases (SPEC §7.1).
 * ``evaluate`` / ``predict`` decode: raw unified records are encoded by the processor, run batch-wise, decoded with
-  ``processor.post_process_extraction`` and scored with ``trainers.metrics`` (``eval_ent_f1``,
+  ``processor.post_process_extraction`` and scored with ``trainers.scoring`` (``eval_ent_f1``,
   ``eval_rel_strict_f1``, ... usable as ``metric_for_best_model``). Under several processes each rank decodes a
   slice of the records and the predictions are gathered, so every rank returns the same metrics.
 """
@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from accelerate.utils import gather_object
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import SchedulerType, speed_metrics
+from transformers.trainer_utils import PredictionOutput, SchedulerType, get_last_checkpoint, speed_metrics
 
 from .collator import LDNetDataCollator
 from .data import (
@@ -36,6 +37,7 @@ from .data import (
     task_fields,
     tokenize_dataset,
 )
+from .scoring import compute_uie_metrics, flatten
 from .teacher import (
     TEACHER_HASH_MISMATCH,
     TEACHER_MISSING,
@@ -61,7 +63,7 @@ class LDNetTrainingArguments(TrainingArguments):
     Changed defaults: ``learning_rate=2e-5`` (encoder), ``weight_decay=0.1``, ``adam_beta2=0.98``,
     ``adam_epsilon=1e-6``, ``lr_scheduler_type="cosine"``, ``warmup_steps=0.1`` (a ratio of the total steps),
     ``max_grad_norm=1.0``, ``seed=1227``. New: ``head_learning_rate``, ``encoder_prefix``, ``no_decay_pattern``,
-    ``decode_threshold``, ``early_stopping_patience``.
+    ``decode_threshold``, ``early_stopping_patience``, ``max_minutes``, ``calibrate_thresholds``.
     """
 
     learning_rate: float = field(default=2e-5, metadata={"help": "Encoder (plm.*) learning rate (SPEC §7.1: 2e-5)."})
@@ -90,6 +92,16 @@ class LDNetTrainingArguments(TrainingArguments):
     )
     early_stopping_patience: int = field(
         default=3, metadata={"help": "Evaluations without improvement of metric_for_best_model before stopping."}
+    )
+    calibrate_thresholds: bool = field(
+        default=False,
+        metadata={"help": "After training, fit one decoding threshold per span-graph channel on the dev split "
+                          "(trainers.calibration) and save them in the model (config.decode_channel_thresholds)."},
+    )
+    max_minutes: float | None = field(
+        default=None,
+        metadata={"help": "Wall-clock training budget: stop after N minutes (the step in progress finishes; "
+                          "TimeLimitCallback), then save, evaluate and predict as usual. None: no budget."},
     )
 
 
@@ -213,6 +225,30 @@ class TimeLimitCallback(TrainerCallback):
             control.should_evaluate = args.eval_strategy != "no"
             self.stopped_at_step = state.global_step
         return control
+
+
+def train_and_save(trainer: Trainer, time_cb: TimeLimitCallback | None = None) -> dict[str, Any]:
+    """``trainer.train()`` (``--resume_from_checkpoint auto|last|latest`` = the output folder's last checkpoint),
+    ``save_model()``, and the train metrics (plus ``stopped_by_time_limit_at_step`` when ``time_cb`` stopped it)."""
+    checkpoint = trainer.args.resume_from_checkpoint
+    if checkpoint in ("auto", "last", "latest"):
+        checkpoint = get_last_checkpoint(trainer.args.output_dir)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model()
+    metrics = dict(result.metrics)
+    if time_cb is not None and time_cb.stopped_at_step is not None:
+        metrics["stopped_by_time_limit_at_step"] = time_cb.stopped_at_step
+    return metrics
+
+
+def time_limit_callback(args: TrainingArguments) -> TimeLimitCallback | None:
+    """The :class:`TimeLimitCallback` of ``args.max_minutes`` (``--max_minutes``), or None without a budget."""
+    minutes = getattr(args, "max_minutes", None)
+    if minutes is None:
+        return None
+    if minutes < 0:
+        raise ValueError(f"--max_minutes must be >= 0, got {minutes}")
+    return TimeLimitCallback(float(minutes) * 60.0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -413,10 +449,11 @@ class LDNetTrainer(Trainer):
         return self.optimizer
 
     # -- extraction / evaluation ----------------------------------------------------------------------------------
-    def _decode_threshold(self) -> float | None:
+    def _decode_threshold(self) -> float | list[float] | None:
         thr = getattr(self.args, "decode_threshold", None)
         if thr is None:
-            thr = getattr(self._unwrapped().config, "decode_threshold", None)
+            cfg = self._unwrapped().config
+            thr = getattr(cfg, "decode_channel_thresholds", None) or getattr(cfg, "decode_threshold", None)
         return thr
 
     @torch.no_grad()
@@ -460,8 +497,6 @@ class LDNetTrainer(Trainer):
         indices = list(range(rank, len(records), world)) if world > 1 else list(range(len(records)))
         local, stats = self._extract_local(records, indices, bs, with_loss)
         if world > 1:
-            from accelerate.utils import gather_object
-
             gathered = gather_object([(local, stats)])
             local = [x for part, _ in gathered for x in part]
             total = Counter()
@@ -481,8 +516,6 @@ class LDNetTrainer(Trainer):
         return self._extract(records, batch_size=batch_size)[1]
 
     def _score(self, records: list[dict], preds: list[dict], stats: dict, prefix: str) -> dict[str, float]:
-        from .metrics import compute_uie_metrics, flatten
-
         refs = [r.get("ans") or {} for r in records]
         metrics: dict[str, float] = {}
         if stats.get("features") and stats.get("loss") is not None and any(refs):
@@ -524,8 +557,6 @@ class LDNetTrainer(Trainer):
 
         Metrics are computed when some record carries gold answers.
         """
-        from transformers.trainer_utils import PredictionOutput
-
         start = time.time()
         records, preds, stats = self._extract(test_dataset, with_loss=True)
         if any(r.get("ans") for r in records):

@@ -28,6 +28,7 @@ ANS_FIELDS = ("cls", "ent", "discontinuous_ent", "rel", "hyper_rel", "event", "s
 UNIT_KEYS = (
     "ent",
     "rel_strict",
+    "rel_typed",
     "rel_boundary",
     "rel_ent",
     "trigger_id",
@@ -124,33 +125,6 @@ class _Counts:
         return prf(self.tp, self.fp, self.fn)
 
 
-def _span(x: Any) -> tuple | None:
-    """``[s, e]`` -> ``(s, e)``; anything malformed -> ``None``."""
-    if isinstance(x, (list, tuple)) and len(x) == 2 and all(isinstance(v, (int, float)) for v in x):
-        return (int(x[0]), int(x[1]))
-    return None
-
-
-def _fragments(x: Any) -> tuple | None:
-    """Discontinuous span ``[[s1, e1], [s2, e2], ...]`` (or a flat ``[s, e]``) -> sorted tuple of fragments."""
-    one = _span(x)
-    if one is not None:
-        return (one,)
-    if not isinstance(x, (list, tuple)) or not x:
-        return None
-    frags = [_span(f) for f in x]
-    if any(f is None for f in frags):
-        return None
-    return tuple(sorted(set(frags)))
-
-
-def _arg_span(obj: Any) -> tuple | None:
-    """``{"text", "span"}`` -> ``(s, e)``."""
-    if isinstance(obj, dict):
-        return _span(obj.get("span"))
-    return None
-
-
 def _items(ans: dict, field: str) -> list:
     v = ans.get(field)
     return list(v) if isinstance(v, (list, tuple)) else []
@@ -173,69 +147,140 @@ def as_ans(obj: Any) -> dict:
 # unit extraction
 
 
-def record_units(ans: dict, event_trigger_aware: bool = False) -> dict:
-    """All matching units of one record, as sets (duplicates collapse).
+# vendored: a verbatim copy of ``modeling_ldnet/answers_ldnet.py::ans_units`` (THE ``ans`` -> units function the
+# processor and the round-trip tool use; ``evaluate.load`` ships this folder alone). tests/test_decoding.py checks it.
+def ans_units(ans: dict, strict: bool = True) -> list[tuple]:
+    """The comparable units of one ``ans`` dict, unique, in the order of the dict (see the module docstring).
 
-    Keys: ent, rel_strict, rel_boundary, rel_ent, trigger_id, trigger_cls, arg_id, arg_cls, discontinuous_ent,
-    hyper_rel, hyper_rel_triple, cls, span. Items whose span is malformed are skipped.
+    A fact without qualifiers is one ``hyper_rel`` unit with ``None`` qualifier; a flat ``[s, e]`` discontinuous
+    span is one fragment. ``strict``: a malformed item (not a dict, a span that is not ``[s, e]``) raises
+    ``ValueError`` naming it; otherwise it is skipped (the metric scores predictions of any shape), and an argument
+    keeps its event's malformed trigger as ``None``.
     """
-    ans = as_ans(ans)
-    u: dict = {k: set() for k in UNIT_KEYS}
-    for e in _items(ans, "ent"):
-        sp = _span(e.get("span")) if isinstance(e, dict) else None
+    units: dict[tuple, None] = {}
+
+    def bad(where: str, value: Any) -> None:
+        if strict:
+            raise ValueError(f"ans.{where}: malformed answer item {value!r}")
+
+    def span_of(x: Any) -> tuple[int, int] | None:
+        if isinstance(x, (list, tuple)) and len(x) == 2 and all(isinstance(v, (int, float)) for v in x):
+            return (int(x[0]), int(x[1]))
+        return None
+
+    def arg(x: Any, where: str) -> tuple[int, int] | None:
+        sp = span_of(x.get("span")) if isinstance(x, dict) else None
+        if sp is None:
+            bad(where, x)
+        return sp
+
+    def items(name: str) -> list[tuple[str, Any]]:
+        v = ans.get(name)
+        if isinstance(v, (list, tuple)):
+            return [(f"{name}[{i}]", x) for i, x in enumerate(v)]
+        if v is not None:
+            bad(name, v)
+        return []
+
+    for where, c in items("cls"):
+        if c is None or (strict and not isinstance(c, str)):
+            bad(where, c)
+        else:
+            units[("cls", str(c))] = None
+    for where, x in items("ent"):
+        sp = arg(x, where)
         if sp is not None:
-            u["ent"].add((e.get("type"), sp))
-    for r in _items(ans, "rel"):
-        if not isinstance(r, dict):
-            continue
-        h, t = _arg_span(r.get("head")), _arg_span(r.get("tail"))
+            units[("ent", x.get("type"), sp)] = None
+    for where, x in items("discontinuous_ent"):
+        raw = x.get("span") if isinstance(x, dict) else None
+        one = span_of(raw)
+        frags = [one] if one is not None else [span_of(f) for f in raw] if isinstance(raw, (list, tuple)) else []
+        if not frags or None in frags:
+            bad(where, x)
+        else:
+            units[("discontinuous_ent", x.get("type"), tuple(frags))] = None
+    for where, x in items("rel"):
+        h = arg(x.get("head"), f"{where}.head") if isinstance(x, dict) else bad(where, x)
+        t = arg(x.get("tail"), f"{where}.tail") if isinstance(x, dict) else None
+        if h is not None and t is not None:
+            units[("rel", x.get("relation"), h, t)] = None
+    for where, x in items("hyper_rel"):
+        h = arg(x.get("head"), f"{where}.head") if isinstance(x, dict) else bad(where, x)
+        t = arg(x.get("tail"), f"{where}.tail") if isinstance(x, dict) else None
         if h is None or t is None:
             continue
-        u["rel_strict"].add((r.get("relation"), h, t))
-        u["rel_boundary"].add((h, t))
-        u["rel_ent"].update((h, t))
-    for ev in _items(ans, "event"):
-        if not isinstance(ev, dict):
+        quals = []
+        for j, q in enumerate(x.get("qualifiers") or []):
+            qs = arg(q, f"{where}.qualifiers[{j}]")
+            if qs is not None:
+                quals.append((q.get("label"), qs))
+        for label, qs in quals or [(None, None)]:
+            units[("hyper_rel", x.get("relation"), h, t, label, qs)] = None
+    for where, x in items("event"):
+        if not isinstance(x, dict):
+            bad(where, x)
             continue
-        etype = ev.get("event_type")
-        trig = _arg_span(ev.get("trigger"))
+        etype = x.get("event_type")
+        trig = arg(x.get("trigger"), f"{where}.trigger")
         if trig is not None:
+            units[("event_trigger", etype, trig)] = None
+        for j, a in enumerate(x.get("args") or []):
+            sp = arg(a, f"{where}.args[{j}]")
+            if sp is not None:
+                units[("event_arg", etype, trig, a.get("role"), sp)] = None
+    for where, x in items("span"):
+        sp = arg(x, where)
+        if sp is not None:
+            units[("span", sp)] = None
+    return list(units)
+# end of vendored code
+
+
+def record_units(ans: dict, event_trigger_aware: bool = False) -> dict:
+    """All matching units of one record, as sets (duplicates collapse), derived from :func:`ans_units`.
+
+    Keys: ent, rel_strict, rel_typed (head/tail entity types required), rel_boundary, rel_ent, trigger_id, trigger_cls, arg_id, arg_cls, discontinuous_ent
+    (fragments as a sorted set: their order does not matter), hyper_rel, hyper_rel_triple, cls, span. Items whose
+    span is malformed are skipped.
+    """
+    u: dict = {k: set() for k in UNIT_KEYS}
+    for unit in ans_units(as_ans(ans), strict=False):
+        kind = unit[0]
+        if kind == "ent":
+            u["ent"].add(unit[1:])
+        elif kind == "rel":
+            _, r, h, t = unit
+            u["rel_strict"].add((r, h, t))
+            u["rel_boundary"].add((h, t))
+            u["rel_ent"].update((h, t))
+        elif kind == "event_trigger":
+            _, etype, trig = unit
             u["trigger_id"].add(trig)
             u["trigger_cls"].add((trig, etype))
-        for a in ev.get("args") or []:
-            sp = _span(a.get("span")) if isinstance(a, dict) else None
-            if sp is None:
-                continue
+        elif kind == "event_arg":
+            _, etype, trig, role, sp = unit
             if event_trigger_aware:
                 u["arg_id"].add((etype, trig, sp))
-                u["arg_cls"].add((etype, trig, a.get("role"), sp))
+                u["arg_cls"].add((etype, trig, role, sp))
             else:
                 u["arg_id"].add((etype, sp))
-                u["arg_cls"].add((etype, a.get("role"), sp))
-    for d in _items(ans, "discontinuous_ent"):
-        frags = _fragments(d.get("span")) if isinstance(d, dict) else None
-        if frags is not None:
-            u["discontinuous_ent"].add((d.get("type"), frags))
-    for f in _items(ans, "hyper_rel"):
-        if not isinstance(f, dict):
-            continue
-        h, t = _arg_span(f.get("head")), _arg_span(f.get("tail"))
-        if h is None or t is None:
-            continue
-        rel = f.get("relation")
-        u["hyper_rel_triple"].add((rel, h, t))
-        quals = [q for q in (f.get("qualifiers") or []) if isinstance(q, dict) and _span(q.get("span")) is not None]
-        if not quals:  # our extension: a fact without qualifiers is one unit (the reference ignores it)
-            u["hyper_rel"].add((rel, h, t, None, None))
-        for q in quals:
-            u["hyper_rel"].add((rel, h, t, q.get("label"), _span(q.get("span"))))
-    for c in _items(ans, "cls"):
-        if c is not None:
-            u["cls"].add(str(c))
-    for s in _items(ans, "span"):
-        sp = _span(s.get("span")) if isinstance(s, dict) else None
-        if sp is not None:
-            u["span"].add(sp)
+                u["arg_cls"].add((etype, role, sp))
+        elif kind == "discontinuous_ent":
+            u["discontinuous_ent"].add((unit[1], tuple(sorted(set(unit[2])))))
+        elif kind == "hyper_rel":
+            u["hyper_rel"].add(unit[1:])
+            u["hyper_rel_triple"].add(unit[1:4])  # a fact without qualifiers is one unit too (our extension)
+        elif kind == "cls":
+            u["cls"].add(unit[1])
+        elif kind == "span":
+            u["span"].add(unit[1])
+    # the stricter relation form of part of the literature: the entity types of head and tail must match too (read
+    # from the record's own entities; a relation argument with no entity of that span has no type)
+    ent_types: dict = {}
+    for ty, sp in u["ent"]:
+        ent_types.setdefault(sp, set()).add(ty)
+    for r, h, t in u["rel_strict"]:
+        u["rel_typed"].add((r, h, tuple(sorted(ent_types.get(h, ()))), t, tuple(sorted(ent_types.get(t, ())))))
     return u
 
 
@@ -402,6 +447,8 @@ def compute_uie(
             "boundary": counts["rel_boundary"].result(),
             "ent": counts["rel_ent"].result(),
         }
+        if "ent" in active:  # joint entities + relations: also require the argument entity types
+            out["rel"]["typed"] = counts["rel_typed"].result()
     if "event" in active:
         out["event"] = {k: counts[k].result() for k in ("trigger_id", "trigger_cls", "arg_id", "arg_cls")}
     if "discontinuous_ent" in active:

@@ -1,4 +1,6 @@
-"""Public metric helpers for ldnet.
+"""Public metric helpers for ldnet (``trainers.scoring``; also importable as ``trainers.metrics``).
+
+The metric itself is the ``evaluate`` module in ``trainers/metrics/ldnet_uie/``; this module runs it.
 
 * :func:`load_uie_metric` — the ``ldnet_uie`` ``evaluate`` module, loaded from the local script
   ``trainers/metrics/ldnet_uie/ldnet_uie.py`` (works offline; nothing is fetched from the Hub).
@@ -18,6 +20,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+import torch
 
 METRIC_DIR = Path(__file__).resolve().parent / "metrics" / "ldnet_uie"
 METRIC_SCRIPT = METRIC_DIR / "ldnet_uie.py"
@@ -51,7 +55,7 @@ def load_uie_metric(**kwargs: Any):
 
     Extra keyword arguments go to ``evaluate.load`` (e.g. ``keep_in_memory=True``, ``experiment_id=...``).
     """
-    import evaluate
+    import evaluate  # noqa: PLC0415 - optional: only the `evaluate` path needs it (the trainer scores without it)
 
     return evaluate.load(str(METRIC_DIR), **kwargs)
 
@@ -122,8 +126,6 @@ def label_drop_accuracy(label_drop_probs, span_graph_labels, attention_mask, thr
     channels (the valid-cell count is the same for every channel, so this equals the pooled accuracy). Returns 0.0
     when there is no valid cell. Inputs may be torch tensors or anything ``torch.as_tensor`` accepts.
     """
-    import torch
-
     probs = torch.as_tensor(label_drop_probs).detach()
     graph = torch.as_tensor(span_graph_labels).detach()
     mask = torch.as_tensor(attention_mask).detach().bool()

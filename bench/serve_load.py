@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""Load test of ``ldnet-serve`` on loopback: 1 / 8 / 32 concurrent clients, with and without dynamic batching.
+
+    python bench/serve_load.py --model runs/demo/model --out runs/bench/serve_load.json --threads 1 --instruction ""
+
+1. Inputs: CoNLL04 test sentences as unified records (schema + instruction inside), one record per request.
+2. Offline baseline in this process: ``pipeline("universal-ie")`` over the same records at batch 32 and batch 1
+   (interleaved, median), and the reference answers: one direct pipeline call per record.
+3. For each server mode (dynamic batching ``--max-wait-ms``; ``--no-batching``): start ``ldnet-serve`` as a real
+   process on a free loopback port (same ``--threads``), then for each client count send the records (async
+   clients, each with one request in flight), timing each request. Reported: p50 / p99 latency, records/s, and
+   that every answer equals the direct call (same structures; scores within 1e-5: batch padding moves float sums).
+4. Ratio: served records/s at the highest client count / offline records/s at batch 32 (goal >= 0.8 with batching).
+
+Bounded: ``--requests`` per level and ``--level-seconds`` per level (no new requests after it). Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+try:
+    import serving  # noqa: F401
+except ImportError:  # pragma: no cover
+    sys.path.insert(0, str(REPO))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+import httpx  # noqa: E402
+
+from processing import convert_benchmark  # noqa: E402
+from processing.paths import shared_data_dir  # noqa: E402
+from serving.backends import BACKENDS, load_pipeline  # noqa: E402
+
+SCORE_TOL = 1e-5
+
+
+def conll04_records(n: int, instruction: str | None) -> list[dict]:
+    dd, _ = convert_benchmark("conll04", shared_data_dir() / "conll04", progress=False, with_entities=True,
+                              **({"instruction": instruction} if instruction is not None else {}))
+    test = dd["test"]
+    return [{k: test[i][k] for k in ("id", "instruction", "schema", "text", "bg")} for i in range(min(n, len(test)))]
+
+
+def _strip(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _strip(v) for k, v in x.items() if k != "score"}
+    if isinstance(x, list):
+        return [_strip(v) for v in x]
+    return x
+
+
+def _scores(x: Any, out: list[float]) -> list[float]:
+    if isinstance(x, dict):
+        if "score" in x:
+            out.append(float(x["score"]))
+        for v in x.values():
+            _scores(v, out)
+    elif isinstance(x, list):
+        for v in x:
+            _scores(v, out)
+    return out
+
+
+def compare(got: dict, ref: dict) -> tuple[bool, float]:
+    """(same structures, largest score difference)."""
+    if _strip(got) != _strip(ref):
+        return False, float("inf")
+    a, b = _scores(got, []), _scores(ref, [])
+    return True, max((abs(x - y) for x, y in zip(a, b)), default=0.0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(a: argparse.Namespace, extra: list[str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    exe = Path(sys.executable).with_name("ldnet-serve")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "serving.server"]
+    cmd += [a.model, "--port", str(port), "--backend", a.backend, "--log-level", "warning",
+            "--max-batch-size", str(a.max_batch_size), "--max-texts", "64", *extra]
+    if a.window_stride is not None:
+        cmd += ["--window-stride", str(a.window_stride)]
+    if a.threads:
+        cmd += ["--threads", str(a.threads)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(a.threads or ""), "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"ldnet-serve exited ({proc.returncode}): {proc.stderr.read()[-3000:]}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("ldnet-serve did not come up in 300 s")
+
+
+async def run_level(url: str, records: list[dict], clients: int, seconds: float) -> dict[str, Any]:
+    """``clients`` concurrent clients, each sending one record per request until all are sent (or time is up)."""
+    answers: dict[int, dict] = {}
+    latencies: list[float] = []
+    errors: list[str] = []
+    next_index = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+        t_start = time.perf_counter()
+
+        async def worker() -> None:
+            nonlocal next_index
+            while next_index < len(records) and time.perf_counter() - t_start < seconds:
+                i = next_index
+                next_index += 1
+                t0 = time.perf_counter()
+                r = await client.post("/extract", json={"records": [records[i]]})
+                latencies.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    errors.append(f"{r.status_code}: {r.text[:200]}")
+                else:
+                    answers[i] = r.json()["results"][0]
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        wall = time.perf_counter() - t_start
+    lat = sorted(latencies)
+    return {
+        "clients": clients,
+        "requests": len(lat),
+        "errors": errors[:5],
+        "wall_s": round(wall, 3),
+        "records_per_s": round(len(answers) / wall, 2),
+        "p50_ms": round(1000 * statistics.median(lat), 1),
+        "p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1),
+        "_answers": answers,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", default="runs/bench/serve_load.json")
+    p.add_argument("--backend", choices=BACKENDS, default="torch")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads, offline pipeline and server alike")
+    p.add_argument("--requests", type=int, default=96, help="records (= requests) per client level")
+    p.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--level-seconds", type=float, default=120.0, help="no new requests after this, per level")
+    p.add_argument("--max-wait-ms", type=float, default=10.0)
+    p.add_argument("--max-batch-size", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=3, help="offline timing passes (interleaved, median)")
+    p.add_argument("--window-stride", type=int, default=None,
+                   help="long-text window overlap (default: the saved processor's; `make demo`'s 128 is too large "
+                        "for its 128-token windows)")
+    p.add_argument("--instruction", default=None, help="records' instruction ('' for w/o-Inst. models)")
+    a = p.parse_args(argv)
+
+    import torch
+
+    records = conll04_records(a.requests, a.instruction)
+    ie = load_pipeline(a.model, a.backend, threads=a.threads, window_stride=a.window_stride)
+    refs = [ie(r) for r in records]  # the direct pipeline call, one per input
+    times = C.interleaved({"batch32": lambda: ie(records, batch_size=32), "batch1": lambda: ie(records, batch_size=1)},
+                          repeats=a.repeats, warmup=0)
+    offline = {k: round(len(records) / C.med(v), 2) for k, v in times.items()}
+    print(json.dumps({"offline_records_per_s": offline}), flush=True)
+
+    modes = {"dynamic batching": ["--max-wait-ms", str(a.max_wait_ms)], "no batching": ["--no-batching"]}
+    served: dict[str, list[dict]] = {}
+    for mode, extra in modes.items():
+        proc, url = start_server(a, extra)
+        try:
+            asyncio.run(run_level(url, records[:4], 2, 60))  # warm-up
+            served[mode] = []
+            for clients in a.levels:
+                res = asyncio.run(run_level(url, records, clients, a.level_seconds))
+                checks = [compare(ans, refs[i]) for i, ans in res.pop("_answers").items()]
+                res["answers_checked"] = len(checks)
+                res["identical_structures"] = sum(ok for ok, _ in checks)
+                res["max_score_diff"] = max((d for ok, d in checks if ok), default=0.0)
+                res["all_equal"] = (len(checks) == res["requests"] and all(ok and d <= SCORE_TOL for ok, d in checks))
+                res["vs_offline_batch32"] = round(res["records_per_s"] / offline["batch32"], 2)
+                served[mode].append(res)
+                print(json.dumps({mode: res}), flush=True)
+            info = httpx.get(url + "/info", timeout=10).json()["batching"]
+            served[mode + " (server stats)"] = [info]  # type: ignore[list-item]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    top = max(a.levels)
+    result = {
+        "model": a.model,
+        "backend": a.backend,
+        "threads": a.threads,
+        "torch_threads": torch.get_num_threads(),
+        "records": len(records),
+        "max_wait_ms": a.max_wait_ms,
+        "command": "python " + " ".join(sys.argv),
+        "machine": C.machine_info(),
+        "offline_records_per_s": offline,
+        "served": served,
+        f"ratio_at_{top}_clients": {
+            mode: next(r["vs_offline_batch32"] for r in served[mode] if r["clients"] == top) for mode in modes
+        },
+    }
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("offline_records_per_s", f"ratio_at_{top}_clients")}, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Which format a user's file or folder is in, and loading it as unified records (``ldnet-train --train_file``).
+
+:func:`detect_format` decides by extension, then by content:
+
+===================================  ==============================================================================
+``FORMAT:path`` prefix               that format (``bio``/``conll``, ``spacy``, ``labelstudio``, ``gliner``,
+                                     ``brat``), e.g. ``--train_file conll:data/train.tsv``
+``*.spacy``                          spaCy DocBin
+``*.ann``, or ``*.txt`` next to one  brat standoff
+``*.json`` / ``*.jsonl``             first item has ``tokenized_text`` -> GLiNER; ``data`` + ``annotations`` ->
+                                     Label Studio; otherwise the unified format
+``*.conll *.bio *.iob* *.bioes``     CoNLL / BIO columns (``*.tsv`` / ``*.txt`` too when the first line has at
+                                     least two columns)
+a folder                             the format of its files (``*.ann`` anywhere -> brat)
+anything else                        the unified format (``processing.load_unified``)
+===================================  ==============================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..convert import convert_benchmark
+from . import bio
+
+logger = logging.getLogger(__name__)
+
+#: user formats -> registry name (``processing.BENCHMARKS``); ``unified`` = already converted
+FORMATS = ("unified", "bio", "spacy", "labelstudio", "gliner", "brat")
+ALIASES = {
+    "conll": "bio", "iob": "bio", "iob1": "bio", "iob2": "bio", "bioes": "bio", "bilou": "bio",
+    "docbin": "spacy", "label-studio": "labelstudio", "label_studio": "labelstudio", "ls": "labelstudio",
+    "standoff": "brat",
+}
+_SPLIT_ALIASES = {"validation": "dev", "valid": "dev", "val": "dev"}
+
+
+def canonical_format(name: str) -> str:
+    """``"conll"`` -> ``"bio"``; an unknown name raises ``ValueError`` listing the known ones."""
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in FORMATS:
+        raise ValueError(f"unknown data format {name!r}; known: {', '.join(FORMATS)} (aliases: {', '.join(ALIASES)})")
+    return key
+
+
+def split_prefix(path: str | Path) -> tuple[str | None, Path]:
+    """``"conll:data/train.tsv"`` -> ``("bio", Path("data/train.tsv"))``; no known prefix -> ``(None, path)``."""
+    text = str(path)
+    head, sep, rest = text.partition(":")
+    if sep and len(head) > 1 and head.strip().lower() in (set(FORMATS) - {"unified"}) | set(ALIASES):
+        return canonical_format(head), Path(rest)
+    return None, Path(text)
+
+
+def _first_json_item(path: Path) -> Any:
+    with path.open(encoding="utf-8") as fh:
+        head = fh.read(1 << 16)
+    stripped = head.lstrip()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return None
+        return data[0] if isinstance(data, list) and data else None
+    line = next((ln for ln in head.splitlines() if ln.strip()), "")
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
+def _json_kind(path: Path) -> str:
+    item = _first_json_item(path)
+    if isinstance(item, dict):
+        if "tokenized_text" in item and "ner" in item:
+            return "gliner"
+        if isinstance(item.get("data"), dict) and any(k in item for k in ("annotations", "completions")):
+            return "labelstudio"
+    return "unified"
+
+
+def _looks_like_columns(path: Path) -> bool:
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line.strip() and not line.startswith("-DOCSTART-"):
+                cols = line.split()
+                if len(cols) < 2:
+                    return False
+                tag = cols[-1]
+                return tag == "O" or (len(tag) > 2 and tag[1] == "-" and tag[0] in "BIESLU")
+    return False
+
+
+def _file_format(p: Path) -> str:
+    name = p.name.lower()
+    if name.endswith(".spacy"):
+        return "spacy"
+    if name.endswith(".ann") or (name.endswith(".txt") and p.with_suffix(".ann").is_file()):
+        return "brat"
+    if name.endswith((".json", ".jsonl")):
+        return _json_kind(p)
+    if name.endswith(tuple(s for s in bio.SUFFIXES if s not in (".tsv", ".txt"))):
+        return "bio"
+    if name.endswith((".tsv", ".txt")) and _looks_like_columns(p):
+        return "bio"
+    return "unified"
+
+
+def detect_format(path: str | Path) -> str:
+    """One of :data:`FORMATS` for a file or folder (a ``FORMAT:`` prefix wins; see the module doc)."""
+    fmt, p = split_prefix(path)
+    if fmt is not None:
+        return fmt
+    if p.is_file():
+        return _file_format(p)
+    if not p.is_dir():
+        raise FileNotFoundError(f"{p} does not exist")
+    if next(p.rglob("*.ann"), None) is not None:
+        return "brat"
+    files = sorted(f for f in p.iterdir() if f.is_file())
+    kinds = {_file_format(f) for f in files if not f.name.startswith(".")}
+    for kind in ("spacy", "labelstudio", "gliner", "bio"):
+        if kind in kinds:
+            return kind
+    return "unified"
+
+
+def load_user_data(path: str | Path, split: str | None = None, **options: Any):
+    """A user-format file/folder as one split ``Dataset`` of validated unified records, or ``None`` when ``path`` is
+    in the unified format (the caller reads it with ``processing.load_unified``).
+
+    A file gives its only split. A folder gives ``split`` (``validation`` = ``dev``), or with ``split=None`` its
+    only split. The conversion report is logged (a warning when items were dropped).
+    """
+    fmt = detect_format(path)
+    if fmt == "unified":
+        return None
+    _, p = split_prefix(path)
+    dd, report = convert_benchmark(fmt, p, progress=False, **options)
+    (logger.warning if report.dropped() else logger.info)("%s read as %s:\n%s", p, fmt, report.summary())
+    if p.is_file() or (split is None and len(dd) == 1):
+        return next(iter(dd.values()))
+    if split is None:
+        raise ValueError(f"{p} holds the splits {list(dd)}: name one")
+    name = _SPLIT_ALIASES.get(split, split)
+    if name not in dd:
+        raise KeyError(f"{p}: no split {split!r} (have {list(dd)})")
+    return dd[name]

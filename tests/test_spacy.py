@@ -1,0 +1,151 @@
+"""spaCy component "ldnet": entry point, where answers go, alignment, nlp.pipe batching, windows, the demo model."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+import pytest
+from _scale import SCHEMA, save_tiny_folder
+
+from serving.extract import load_pipeline
+
+spacy = pytest.importorskip("spacy")
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "runs" / "demo" / "model"
+TEXT = "Jerry Smith lives in New York and works for Acme Corp ."
+LONG = " ".join(f"{p} lives in {c} ." for p, c in [("Alice Smith", "Paris"), ("Bob Jones", "Oslo")] * 14)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, minilm) -> Path:
+    return save_tiny_folder(tmp_path_factory.mktemp("spacy") / "model", minilm)
+
+
+@pytest.fixture(scope="module")
+def nlp(folder):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("ldnet", config={"model": str(folder), "schema": SCHEMA, "batch_size": 2})
+    return nlp
+
+
+@pytest.fixture(scope="module")
+def ie(folder):
+    return load_pipeline(folder)
+
+
+def test_registered_through_the_entry_point(nlp):
+    eps = importlib.metadata.entry_points(group="spacy_factories")
+    assert [ep.value for ep in eps if ep.name == "ldnet"] == ["serving.spacy_ldnet:make_ldnet"]
+    comp = nlp.get_pipe("ldnet")
+    assert type(comp).__module__ == "serving.spacy_ldnet"
+    assert nlp.get_pipe_meta("ldnet").factory == "ldnet"
+    assert nlp.config["components"]["ldnet"]["schema"] == SCHEMA
+    with pytest.raises(ValueError, match="config 'model' is required"):
+        spacy.blank("en").add_pipe("ldnet", config={"schema": SCHEMA})
+
+
+def test_one_doc_matches_the_pipeline(nlp, ie):
+    doc = nlp(TEXT)
+    ans = ie({"id": 0, "text": TEXT, "schema": SCHEMA})
+    assert doc._.ldnet_ans == ans
+    group = doc.spans["ldnet"]
+    # every entity became a span (exact offsets, or listed as misaligned with the span it became), none dropped
+    assert len(group) + len(doc._.ldnet_unaligned) == len(ans["ent"]) > 0
+    mis = {tuple(m["span"]): m for m in doc._.ldnet_misaligned}
+    for e, sp, score in zip(ans["ent"], group, group.attrs["scores"]):
+        assert sp.label_ == e["type"] and score == e["score"] == sp._.ldnet_score
+        if (sp.start_char, sp.end_char) != tuple(e["span"]):
+            assert mis[tuple(e["span"])]["aligned_to"] == [sp.start_char, sp.end_char]
+            assert sp.start_char <= e["span"][0] and e["span"][1] <= sp.end_char  # "expand"
+    assert len(doc._.relations) == len(ans["rel"]) and doc._.relations
+    for r, a in zip(doc._.relations, ans["rel"]):
+        assert r["label"] == a["relation"] and r["score"] == a["score"]
+        assert r["head"].start_char <= a["head"]["span"][0] < a["head"]["span"][1] <= r["head"].end_char
+
+
+def test_answers_to_spacy_objects(nlp):
+    comp = nlp.get_pipe("ldnet")
+    doc = nlp.make_doc("Jerry Smith lives in New York . Troops attacked the city .")
+    ans = {
+        "ent": [{"type": "person", "text": "Jerry Smith", "span": [0, 11], "score": 0.9},
+                {"type": "location", "text": "New York", "span": [21, 29], "score": 0.8},
+                {"type": "location", "text": "Yor", "span": [25, 28], "score": 0.6}],   # inside "York"
+        "rel": [{"relation": "live in", "head": {"text": "Jerry Smith", "span": [0, 11]},
+                 "tail": {"text": "New York", "span": [21, 29]}, "score": 0.7}],
+        "event": [{"event_type": "attack", "trigger": {"text": "attacked", "span": [39, 47]},
+                   "args": [{"role": "attacker", "text": "Troops", "span": [32, 38]}], "score": 0.65}],
+        "discontinuous_ent": [{"type": "loc", "text": "New city", "span": [[21, 24], [52, 56]], "score": 0.55}],
+        "cls": ["news"],
+    }
+    doc._.ldnet_schema = {"ent": ["person", "location"], "cls": ["news", "sports"]}
+    comp.set_annotations(doc, ans)
+    # "Yor" expands to "York" and overlaps "New York": all entities in doc.spans, none in doc.ents
+    assert [(s.text, s.label_) for s in doc.spans["ldnet"]] == [("Jerry Smith", "person"), ("New York", "location"),
+                                                               ("York", "location")]
+    assert doc.spans["ldnet"].attrs["scores"] == [0.9, 0.8, 0.6] and doc.ents == ()
+    assert doc._.ldnet_misaligned == [{"span": [25, 28], "text": "Yor", "label": "location", "aligned_to": [25, 29]}]
+    rel = doc._.relations[0]
+    assert rel["head"] is doc.spans["ldnet"][0] or rel["head"] == doc.spans["ldnet"][0]
+    assert (rel["label"], rel["head"].label_, rel["tail"].text, rel["score"]) == ("live in", "person", "New York", 0.7)
+    ev = doc._.events[0]
+    assert (ev["label"], ev["trigger"].text, ev["args"][0]["role"], ev["args"][0]["span"].text) == (
+        "attack", "attacked", "attacker", "Troops")
+    assert [[p.text for p in d["spans"]] for d in doc._.discontinuous_ents] == [["New", "city"]]
+    assert doc._.classes == ["news"] and doc.cats == {"news": 1.0, "sports": 0.0}
+
+    # without the overlap: doc.ents, scores on the spans
+    doc2 = nlp.make_doc("Jerry Smith lives in New York .")
+    comp.set_annotations(doc2, {"ent": ans["ent"][:2]})
+    assert [(e.text, e.label_, e._.ldnet_score) for e in doc2.ents] == [("Jerry Smith", "person", 0.9),
+                                                                       ("New York", "location", 0.8)]
+    # an earlier component's clashing entity is kept (spans only), unless overwrite_ents
+    doc3 = nlp.make_doc("Jerry Smith lives in New York .")
+    doc3.ents = [doc3.char_span(0, 5, label="PER")]
+    before = comp.report["docs_conflicting_ents"]
+    comp.set_annotations(doc3, {"ent": ans["ent"][:2]})
+    assert [e.text for e in doc3.ents] == ["Jerry"] and comp.report["docs_conflicting_ents"] == before + 1
+    # "contract" cannot map "Yor" (no whole token inside): counted and listed, not dropped silently
+    comp.alignment_mode = "contract"
+    try:
+        doc4 = nlp.make_doc("Jerry Smith lives in New York .")
+        comp.set_annotations(doc4, {"ent": [ans["ent"][2]]})
+    finally:
+        comp.alignment_mode = "expand"
+    assert len(doc4.spans["ldnet"]) == 0 and doc4._.ldnet_unaligned == [{"span": [25, 28], "text": "Yor",
+                                                                         "label": "location"}]
+
+
+def test_pipe_batches_through_the_model(nlp, ie, monkeypatch):
+    comp = nlp.get_pipe("ldnet")
+    calls = []
+    real = comp.ie.forward
+    monkeypatch.setattr(comp.ie, "forward", lambda inputs, **kw: calls.append(len(inputs["meta"])) or real(inputs, **kw))
+    texts = [TEXT, "Tom visited Paris .", LONG, "Alice Brown works for Globex .", "Dan lives in Oslo ."]
+    docs = list(nlp.pipe(texts))
+    assert len(calls) == 3, "5 docs at batch_size 2: three forward passes"
+    assert calls[1] > 2, "the long doc's windows go in its batch's pass"
+    expected = ie([{"id": i, "text": t, "schema": SCHEMA} for i, t in enumerate(texts)], batch_size=2)
+    assert [d._.ldnet_ans for d in docs] == expected
+    long_doc = docs[2]
+    assert len(long_doc) > 64 and any(s.start_char > len(LONG) // 2 for s in long_doc.spans["ldnet"]), \
+        "entities found in later windows of a long doc"
+
+
+@pytest.mark.skipif(not (DEMO / "config.json").is_file(), reason=f"no demo model at {DEMO} (run `make demo` first)")
+def test_demo_model():
+    """The model `make demo` trains (CoNLL04 entities + relations, MiniLM encoder) in a spaCy pipeline."""
+    schema = {"ent": ["location", "organization", "people", "other"],
+              "rel": ["kill", "live in", "located in", "organization in", "work for"]}
+    nlp = spacy.blank("en")
+    nlp.add_pipe("ldnet", config={"model": str(DEMO), "schema": schema, "instruction": ""})
+    texts = ["John Smith , the president of Acme Corp , lives in Boston .",
+             "The plane landed in Paris on Monday , officials in France said ."]
+    docs = list(nlp.pipe(texts))
+    ie = load_pipeline(DEMO)
+    assert [d._.ldnet_ans for d in docs] == ie([{"id": i, "text": t, "schema": schema, "instruction": ""}
+                                                for i, t in enumerate(texts)], batch_size=8)
+    assert sum(len(d.spans["ldnet"]) for d in docs) > 0, "the demo model finds entities"
+    for d in docs:
+        assert all(s.label_ in schema["ent"] for s in d.spans["ldnet"])
