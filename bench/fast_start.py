@@ -5,6 +5,10 @@ A fixed step budget (not wall clock: the machine is shared), seeded; prints and 
 entity F1, relation strict F1 (and with entity types), precision/recall, steps and seconds.
 
     python bench/fast_start.py --out runs/fast/base-s1 --steps 400 --seed 1 --config '{"score_bias_init": -4}'
+
+Several runs (configs x seeds, made in parallel processes) are summarised side by side, mean +- std per config::
+
+    python bench/fast_start.py --merge runs/fast/C-s1 runs/fast/C-s2 ... --out runs/fast/table.md
 """
 
 from __future__ import annotations
@@ -30,8 +34,55 @@ from processing import convert_benchmark  # noqa: E402
 from processing.paths import minilm_path, shared_data_dir  # noqa: E402
 from trainers import LDNetTrainer, LDNetTrainingArguments  # noqa: E402
 
+#: the model settings a run is grouped by (its effective config, NEW_MODEL_DEFAULTS included)
+EFFECTIVE = ("use_label_drop", "label_drop_mode", "label_drop_axis", "label_drop_detach", "score_bias_init")
+
+MERGE_COLUMNS = (
+    ("eval_ent_f1", "dev ent F1"), ("eval_rel_strict_f1", "dev rel F1"), ("eval_rel_strict_precision", "dev rel P"),
+    ("test_ent_f1", "test ent F1"), ("test_rel_strict_f1", "test rel F1"), ("test_rel_strict_precision", "test rel P"),
+    ("test_cal_rel_strict_f1", "test rel F1 calibrated"), ("test_cal_rel_strict_precision", "test rel P calibrated"),
+    ("test_cal_ent_f1", "test ent F1 calibrated"),
+)
+
+
+def merge(dirs: list[str]) -> str:
+    """Markdown table: one row per (dataset, config), mean +- std (population std over seeds) of each column."""
+    import statistics
+
+    groups: dict[str, list[dict]] = {}
+    for d in dirs:
+        res = json.loads((Path(d) / "result.json").read_text())
+        eff = dict(res.get("effective", res["config"]))
+        if eff.get("use_label_drop") is False:  # the gate's settings mean nothing without a gate
+            eff = {k: v for k, v in eff.items() if not k.startswith("label_drop_")}
+        key = json.dumps({"dataset": res.get("dataset", "conll04"), **eff}, sort_keys=True)
+        groups.setdefault(key, []).append(res)
+    head = "| config | seeds | " + " | ".join(c[1] for c in MERGE_COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (len(MERGE_COLUMNS) + 2)]
+    for key, runs in groups.items():
+        cells = []
+        for col, _ in MERGE_COLUMNS:
+            vals = [100 * r[col] for r in runs if col in r]
+            cells.append("" if not vals else f"{statistics.mean(vals):.1f} ± {statistics.pstdev(vals):.1f}"
+                         + (f" (n={len(vals)})" if len(vals) != len(runs) else ""))
+        seeds = ",".join(str(r["seed"]) for r in runs)
+        lines.append(f"| `{key}` | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
 
 def main(argv=None) -> dict:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "--merge":
+        p = argparse.ArgumentParser()
+        p.add_argument("--merge", nargs="+", required=True)
+        p.add_argument("--out", required=True)
+        a = p.parse_args(argv)
+        table = merge(a.merge)
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(table + "\n")
+        print(table)
+        return {"table": table}
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)
     p.add_argument("--dataset", default="conll04", choices=("conll04", "aste-14res"))
@@ -74,7 +125,8 @@ def main(argv=None) -> dict:
     trainer.train()
     train_s = time.time() - t0
     m = trainer.evaluate()
-    res = {"config": json.loads(a.config), "seed": a.seed, "steps": trainer.state.global_step, "batch": a.batch_size,
+    res = {"dataset": a.dataset, "config": json.loads(a.config), "seed": a.seed, "steps": trainer.state.global_step, "batch": a.batch_size,
+           "effective": {k: getattr(model.config, k) for k in EFFECTIVE},
            "lr": a.lr, "head_lr": a.head_lr, "train_seconds": round(train_s, 1)}
     res.update({k: round(v, 4) for k, v in m.items() if k.startswith("eval_") and ("f1" in k or "_p" in k or "_r" in k
                                                                                   or "precision" in k or "recall" in k)})

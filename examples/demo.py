@@ -101,9 +101,12 @@ def main() -> dict:
           f"training on {len(train)}, scoring {len(dev)} dev sentences", flush=True)
 
     encoder = minilm_path()
-    processor = LDNetProcessor(tokenizer=AutoTokenizer.from_pretrained(str(encoder)), max_length=128)
+    # 128-token windows (CoNLL04 sentences fit), overlapping by 32 tokens for longer texts at inference
+    processor = LDNetProcessor(tokenizer=AutoTokenizer.from_pretrained(str(encoder)), max_length=128, window_stride=32)
     # from_encoder gives a new model the measured-best settings (NEW_MODEL_DEFAULTS, bench/RESULTS.md §10)
-    model = LDNetModel.from_encoder(str(encoder), tokenizer=processor.tokenizer)
+    # trained without instructions: the saved model tells the pipeline to use none either
+    model = LDNetModel.from_encoder(str(encoder), tokenizer=processor.tokenizer, default_instruction="",
+                                    max_seq_length=128, window_stride=32)
 
     args = LDNetTrainingArguments(
         output_dir=str(out_dir / "checkpoints"),

@@ -93,6 +93,10 @@ class LDNetConfig(PretrainedConfig):
         decode_channel_thresholds (`list[float]`, *optional*): one decoding threshold per channel, fitted on dev
             data by ``trainers.calibration.calibrate_thresholds`` (``ldnet-train --calibrate``); when set, the
             pipeline and the trainer's decoding use it instead of ``decode_threshold``.
+        default_instruction (`str`, *optional*): the instruction ``pipeline("universal-ie")`` gives a record that has
+            none: the one the model was trained with (``""`` for an instruction-free model, e.g. ``make demo``'s;
+            ``ldnet-train`` sets it when every training record carries the same instruction). ``None``: a
+            paper-style instruction picked from the schema.
         decode_max_parts (`int`, defaults to 8): longest chain (in parts) the decoder searches; 5 covers every
             task but discontinuous entities with more than 7 fragments.
         decode_max_links_per_row (`int`, defaults to 16): the decoder keeps at most this many top-scoring NNW links
@@ -144,6 +148,7 @@ class LDNetConfig(PretrainedConfig):
         label_drop_loss_reduction: str = "valid_mean",
         decode_threshold: float = 0.5,
         decode_channel_thresholds: list[float] | None = None,
+        default_instruction: str | None = None,
         decode_max_parts: int = 8,
         decode_max_links_per_row: int = 16,
         special_tokens: dict[str, str] | None = None,
@@ -195,6 +200,7 @@ class LDNetConfig(PretrainedConfig):
         self.decode_channel_thresholds = (
             None if decode_channel_thresholds is None else [float(t) for t in decode_channel_thresholds]
         )
+        self.default_instruction = default_instruction
         self.decode_max_parts = decode_max_parts
         self.decode_max_links_per_row = decode_max_links_per_row
         self.special_tokens = {**DEFAULT_SPECIAL_TOKENS, **(special_tokens or {})}
@@ -244,6 +250,8 @@ class LDNetConfig(PretrainedConfig):
             or not all(0.0 < t < 1.0 for t in self.decode_channel_thresholds)
         ):
             raise bad("decode_channel_thresholds", f"needs {self.num_channels} values in (0, 1)")
+        if self.default_instruction is not None and not isinstance(self.default_instruction, str):
+            raise bad("default_instruction", "must be a string or None")
         if self.decode_max_parts < 1:
             raise bad("decode_max_parts", "must be >= 1")
         if self.decode_max_links_per_row < 1:

@@ -62,7 +62,9 @@ class UniversalIEPipeline(Pipeline):
     either. Call parameters (also accepted at construction):
 
     * ``schema``: ``{"ent": [...], "rel": [...], "event": {type: [roles]}, ...}`` for texts (and records without one).
-    * ``instruction``: ``None`` (default) picks a paper-style instruction from the schema (:func:`default_instruction`);
+    * ``instruction``: ``None`` (default) takes the model's ``config.default_instruction`` when it has one (e.g. ``""``
+      for a model trained without instructions, like ``make demo``'s), else picks a paper-style instruction from the
+      schema (:func:`default_instruction`);
       ``""`` means no instruction (the paper's "w/o Inst." setting).
     * ``bg``: background / second segment for texts.
     * ``images``: one image (path, PIL image, array or ``[3, h, w]`` tensor) per text, for multimodal checkpoints.
@@ -251,6 +253,8 @@ class UniversalIEPipeline(Pipeline):
             raise ValueError(f"universal-ie: got {len(images)} images for {len(items)} inputs")
         records, imgs = [], []
         for i, item in enumerate(items):
+            if instruction is None:  # the instruction the model was trained with ("" for instruction-free models)
+                instruction = getattr(self.model.config, "default_instruction", None)
             rec, img = self._to_record(item, _offset + i, schema, instruction, bg)
             if images is not None and not _is_image_missing(images[i]):
                 img = images[i]

@@ -1,119 +1,46 @@
 """LDNetProcessor: unified records -> model inputs + sparse gold span graph; scores -> unified answers.
 
-Sequence layout (SPEC §2): ``[CLS] ([I] instruction) (TAG label)* ([TL]|[TP] text) ([B] bg) [SEP]``.
+Sequence layout (SPEC §2): ``[CLS] ([I] instruction) (TAG label)* ([TL]|[TP] text) ([B] bg) [SEP]``. Gold chains and
+the report: ``encoding_ldnet``; label groups of large schemas: ``schema_groups_ldnet``; images:
+``image_processing_ldnet``; decoding: ``answers_ldnet``.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import threading
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from transformers import AddedToken, ProcessorMixin
 from transformers.feature_extraction_utils import BatchFeature
 
-from .answers_ldnet import ans_units, decode_extraction
+from .answers_ldnet import decode_extraction
 from .configuration_ldnet import DEFAULT_SPECIAL_TOKENS
-from .schema import (
-    RecordError,
-    check_int,
-    check_overflow,
-    check_schema_fields,
-    check_threshold,
-    normalize_record,
-    validate_record,
+from .encoding_ldnet import (  # noqa: F401 - re-exported: FeatureMeta, EncodingReport, ... are imported from here
+    MIN_TEXT_TOKENS,
+    MIN_WINDOW_STEP_FRACTION,
+    UNENCODABLE_REASONS,
+    EncodingReport,
+    FeatureMeta,
+    GoldItem,
+    as_records,
+    gold_items,
 )
+from .image_processing_ldnet import feature_images, image_transform, load_images
+from .schema import RecordError, check_int, check_overflow, check_threshold, normalize_record, validate_record
+from .schema_groups_ldnet import schema_groups
 from .span_graph import Chain, LabelInfo, chain_links
 
 logger = logging.getLogger(__name__)
 
 _TAG_OF_NS = {"lc": "cls_label", "lm": "mention_label", "lr": "relation_label"}
-#: Reasons a gold item is not encoded (counted in :class:`EncodingReport`, never silently dropped).
-UNENCODABLE_REASONS = ("truncated", "no_token", "too_many_parts")
-#: Text tokens of room (beyond the stride) that a window must add; below it the schema is split into label groups.
-MIN_WINDOW_STEP_FRACTION = 8  # max_length // 8: 64 tokens at max_length=512
-#: Text tokens that must fit beside instruction + schema (fewer would leave no useful room).
-MIN_TEXT_TOKENS = 8
 # Process-wide locks: the Rust tokenizer may not be used while another thread flips its settings, and the
 # cumulative ``processor.report`` is updated by merging one call's report (module level: processors are deep-copied
 # and pickled, locks are not).
 _TOKENIZER_LOCK = threading.RLock()
 _REPORT_LOCK = threading.Lock()
-
-
-@dataclass
-class GoldItem:
-    """One gold unit (the metric's unit, char level) and its chain (text parts relative to the text tokens)."""
-
-    key: tuple
-    chain: list[tuple[str, tuple[int, ...]]]  # ("tag", (abs,)) or ("text", (ts,) | (ts, te)) relative token ids
-    status: str = "ok"
-    misaligned: bool = False
-    label_collision: bool = False
-
-
-@dataclass
-class FeatureMeta:
-    """Everything the decoder needs for one encoded window of one record (kept out of the tensors)."""
-
-    record_index: int
-    record_id: Any
-    length: int
-    text: str
-    text_offset: int
-    window: tuple[int, int]
-    token_offsets: list[tuple[int, int]]
-    tags: dict[int, LabelInfo]
-    schema: dict
-    plain_text_mode: bool
-    label_positions: dict[str, dict[str, int]] = field(default_factory=dict)
-    schema_group: int = 0  # which label group of a split schema this feature encodes (0 when not split)
-    schema_groups: int = 1  # how many label groups (passes) the record's schema was split into
-
-
-@dataclass
-class EncodingReport:
-    """Counts of gold items per status for one call (``items`` = unique gold units)."""
-
-    records: int = 0
-    features: int = 0
-    items: int = 0
-    encoded: int = 0
-    unencodable: Counter = field(default_factory=Counter)
-    misaligned: int = 0
-    label_collisions: int = 0
-    windowed_records: int = 0
-    truncated_bg: int = 0
-    #: passes over the text, summed over records (1 per record, more when a large schema is split into groups)
-    schema_passes: int = 0
-    #: records whose schema was split into label groups (instruction + schema left too little room for text)
-    split_records: int = 0
-
-    def __str__(self) -> str:
-        bad = ", ".join(f"{k}={v}" for k, v in sorted(self.unencodable.items())) or "none"
-        split = (
-            f"; schemas split into label groups: {self.split_records} records, {self.schema_passes} passes"
-            if self.split_records
-            else ""
-        )
-        return (
-            f"{self.records} records -> {self.features} features; gold items {self.items}, encoded {self.encoded}, "
-            f"unencodable: {bad}; snapped to token boundaries: {self.misaligned}; "
-            f"label-namespace collisions: {self.label_collisions}; windowed records: {self.windowed_records}{split}"
-        )
-
-    def merge(self, other: "EncodingReport") -> None:
-        """Add ``other``'s counts to this report."""
-        for name in ("records", "features", "items", "encoded", "misaligned", "label_collisions", "windowed_records",
-                     "truncated_bg", "schema_passes", "split_records"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.unencodable.update(other.unencodable)
 
 
 class LDNetProcessor(ProcessorMixin):
@@ -127,13 +54,6 @@ class LDNetProcessor(ProcessorMixin):
             (raise naming the record id) or ``"truncate"`` (keep the first window; lost gold is counted).
         window_stride: overlap in text tokens between consecutive windows (must be smaller than the text room of a
             window; a record where it is not raises naming ``window_stride``).
-
-    A text that does not fit in one window while instruction + schema leave fewer than
-    ``window_stride + max_length // 8`` text tokens per window is encoded with the schema split into label groups
-    (an event type stays with its roles, a relation with its qualifiers): each group is one extra pass over the
-    text, exactly as if the record held that group alone, and decoding merges the passes like windows (set union).
-    ``FeatureMeta.schema_group`` / ``EncodingReport.schema_passes`` say so. Per-call ``overflow`` / ``window_stride``
-    never change the processor: calls may run concurrently from several threads.
         special_tokens: tag strings (see ``DEFAULT_SPECIAL_TOKENS``).
         threshold: default decoding threshold on ``sigmoid(logits)``.
         max_parts: longest chain the decoder searches (discontinuous entities).
@@ -141,6 +61,13 @@ class LDNetProcessor(ProcessorMixin):
         decode_budget: search steps per record; bounds decoding time on any scores.
         image_config: timm data config for images (``input_size``, ``mean``, ``std``, ``interpolation``,
             ``crop_pct``, ``crop_mode``), usually ``timm.data.resolve_data_config(model=vit)``; None = text only.
+
+    A text that does not fit in one window while instruction + schema leave fewer than
+    ``window_stride + max_length // 8`` text tokens per window is encoded with the schema split into label groups
+    (``schema_groups_ldnet``): each group is one extra pass over the text, exactly as if the record held that group
+    alone, and decoding merges the passes like windows (set union). ``FeatureMeta.schema_group`` /
+    ``EncodingReport.schema_passes`` say so. Per-call ``overflow`` / ``window_stride`` never change the processor:
+    calls may run concurrently from several threads.
     """
 
     tokenizer_class = "AutoTokenizer"
@@ -233,59 +160,6 @@ class LDNetProcessor(ProcessorMixin):
             ids += [self._tag_ids[_TAG_OF_NS[ns]]] + piece
         return ids, tags, label_map, positions
 
-    def _gold_items(
-        self, rec: dict, label_map: dict, tags: dict[int, LabelInfo], starts: list[int], ends: list[int]
-    ) -> list[GoldItem]:
-        """One :class:`GoldItem` per unit of ``rec["ans"]`` (:func:`answers_ldnet.ans_units`, the units the metric
-        compares), with its chain (SPEC §3.1)."""
-        items: list[GoldItem] = []
-        for key in ans_units(rec["ans"]):
-            item = GoldItem(key=key, chain=[])
-
-            def text(sp: tuple[int, int], item: GoldItem = item) -> tuple[str, tuple[int, ...]] | None:
-                s, e = sp
-                ts = bisect.bisect_right(ends, s)  # first token ending after s
-                te = bisect.bisect_left(starts, e) - 1  # last token starting before e
-                if ts >= len(ends) or te < ts:
-                    item.status = "no_token"
-                    return None
-                if starts[ts] != s or ends[te] != e:
-                    item.misaligned = True
-                return ("text", (ts,) if ts == te else (ts, te))
-
-            def tag(ns: str, task: str, label: str, item: GoldItem = item) -> tuple[str, tuple[int, ...]]:
-                idx = label_map[(ns, label)]
-                if tags[idx].task != task:
-                    item.label_collision = True
-                return ("tag", (idx,))
-
-            kind = key[0]
-            if kind == "cls":
-                chain = [tag("lc", "cls", key[1])]
-            elif kind == "ent":
-                chain = [tag("lm", "ent", key[1]), text(key[2])]
-            elif kind == "discontinuous_ent":
-                if len(key[2]) + 1 > self.max_parts:
-                    item.status, chain = "too_many_parts", []
-                else:
-                    chain = [tag("lm", kind, key[1])] + [text(sp) for sp in key[2]]
-            elif kind in ("rel", "hyper_rel"):
-                chain = [tag("lr", kind, key[1]), text(key[2]), text(key[3])]
-                if kind == "hyper_rel" and key[4] is not None:
-                    chain += [tag("lr", kind, key[4]), text(key[5])]
-            elif kind == "event_trigger":
-                chain = [tag("lm", "event", key[1]), text(key[2])]
-            elif kind == "event_arg":
-                chain = [tag("lr", "event", key[3]), text(key[2]), text(key[4])]
-            else:  # "span"
-                chain = [text(key[1])]
-            if item.status == "ok" and any(p is None for p in chain):
-                item.status = "no_token"
-            if item.status == "ok":
-                item.chain = chain
-            items.append(item)
-        return items
-
     def _windows(
         self, rid: Any, n_text: int, budget: int, overflow: str | None = None, window_stride: int | None = None
     ) -> list[tuple[int, int]]:
@@ -320,143 +194,6 @@ class LDNetProcessor(ProcessorMixin):
         keep = self.max_length - prefix_len - min_text - 2
         return (suffix[: max(keep, 0) + 1] if keep > 0 else []) + [self.tokenizer.sep_token_id]
 
-    # -- large schemas: label groups -----------------------------------------------------------------------
-    @staticmethod
-    def _schema_units(schema: dict) -> list[tuple[list[tuple[str, str]], list[tuple[str, str, str]]]]:
-        """Schema entries that must share a pass: ``([(field, name)], [(ns, task, label string)])`` in SPEC §2
-        order. An event type keeps its roles, a relation its qualifiers; entries whose tag collides across tasks
-        (same namespace and string, e.g. ``ent: attack`` and ``event: attack``) stay together, so a group decodes
-        exactly as the whole schema would for them."""
-        units: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
-        for f, ns in (("cls", "lc"), ("ent", "lm"), ("discontinuous_ent", "lm"), ("rel", "lr")):
-            for x in schema.get(f, []):
-                units.setdefault((f, x), [(ns, f, x)])
-        for r, quals in schema.get("hyper_rel", {}).items():
-            units[("hyper_rel", r)] = [("lr", "hyper_rel", r)] + [("lr", "hyper_rel", q) for q in quals]
-        for et, roles in schema.get("event", {}).items():
-            units[("event", et)] = [("lm", "event", et)] + [("lr", "event", ro) for ro in roles]
-        keys = list(units)
-        parent = list(range(len(keys)))
-
-        def find(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        first: dict[tuple[str, str], tuple[int, str]] = {}
-        for u, key in enumerate(keys):
-            for ns, task, string in units[key]:
-                seen = first.setdefault((ns, string), (u, task))
-                if seen[1] != task:  # a cross-task tag collision
-                    parent[find(u)] = find(seen[0])
-        merged: dict[int, tuple[list, list]] = {}
-        for u, key in enumerate(keys):
-            entry = merged.setdefault(find(u), ([], []))
-            entry[0].append(key)
-            entry[1].extend(units[key])
-        return list(merged.values())
-
-    @staticmethod
-    def _pack(sizes: list[int], cap: int) -> list[list[int]]:
-        """Consecutive items into groups of total size <= ``cap`` (an item larger than ``cap`` goes alone)."""
-        groups: list[list[int]] = []
-        cur: list[int] = []
-        used = 0
-        for i, size in enumerate(sizes):
-            if cur and used + size > cap:
-                groups.append(cur)
-                cur, used = [], 0
-            cur.append(i)
-            used += size
-        if cur:
-            groups.append(cur)
-        return groups
-
-    def _schema_groups(self, rec: dict, n_text: int, stride: int, overflow: str = "window") -> list[dict] | None:
-        """Split ``rec`` into one sub-record per label group when instruction + schema leave too little room for
-        the text (see the class docstring); ``None`` when the record is encoded whole (the usual case)."""
-        units = self._schema_units(rec["schema"])
-        if len(units) < 2:
-            return None
-        min_text = min(n_text, MIN_TEXT_TOKENS)
-        min_step = max(1, self.max_length // MIN_WINDOW_STEP_FRACTION)
-        instr, bg = rec["instruction"], rec["bg"]
-        base = 1 + (1 + len(self._pieces([instr])[0]) if instr else 0) + (1 if n_text else 0)
-        suffix_len = (1 + len(self._pieces([bg])[0]) if bg else 0) + 1
-        label_len: dict[tuple[str, str], int] = {}
-        for _, labels in units:
-            for ns, _, string in labels:
-                label_len.setdefault((ns, string), 0)
-        for (ns, string), piece in zip(label_len, self._pieces([k[1] for k in label_len])):
-            label_len[(ns, string)] = 1 + len(piece)
-        full = base + sum(label_len.values())  # == len(prefix) of the whole schema (one tag per (ns, string))
-        hard = full + 1 + min_text > self.max_length
-        if not hard:
-            budget = self.max_length - full - len(self._fit_suffix([0] * suffix_len, full, min_text))
-            if n_text <= budget or budget - stride >= min_step:
-                return None
-        cap_soft = self.max_length - base - suffix_len - stride - min_step
-        cap_hard = self.max_length - base - 1 - min_text
-        if cap_soft <= 0 and not hard:
-            return None  # the room is taken by instruction / bg / stride, not by labels: splitting cannot help
-        cap = min(cap_soft, cap_hard) if cap_soft > 0 else cap_hard
-        if cap <= 0:
-            return None  # the instruction alone leaves no room: the encoding error says so
-        sizes = [sum(label_len[k] for k in dict.fromkeys((ns, s) for ns, _, s in labels)) for _, labels in units]
-        g_min = len(self._pack(sizes, cap))
-        if g_min < 2:
-            return None
-
-        def balanced(n_groups: int) -> list[list[int]]:
-            # the smallest capacity giving at most n_groups groups: every pass has about the same text room
-            lo, hi = -(-sum(sizes) // n_groups), cap
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if len(self._pack(sizes, mid)) <= n_groups:
-                    hi = mid
-                else:
-                    lo = mid + 1
-            return self._pack(sizes, max(hi, 1))
-
-        def cost(groups: list[list[int]]) -> int:  # forward passes (features): each is one padded window
-            total = 0
-            for group in groups:
-                p_len = base + sum(sizes[u] for u in group)
-                budget = self.max_length - p_len - len(self._fit_suffix([0] * suffix_len, p_len, min_text))
-                total += 1 if n_text <= budget else 1 + -(-(n_text - budget) // max(budget - stride, 1))
-            return total
-
-        # more, smaller groups mean more passes but longer windows (fewer of them): with windows, take the
-        # cheapest count in [g_min, 2 g_min + 2] (the optimum lies near one group's labels ~ one window's step)
-        candidates = range(g_min, min(len(units), 2 * g_min + 2) + 1) if overflow == "window" else [g_min]
-        groups = min((balanced(k) for k in candidates), key=lambda gs: (cost(gs), len(gs)))
-        schema, ans = rec["schema"], rec["ans"]
-        out = []
-        for group in groups:
-            keys = {k for u in group for k in units[u][0]}
-            sub_schema: dict[str, Any] = {}
-            for f in ("cls", "ent", "discontinuous_ent", "rel"):
-                kept = [x for x in schema.get(f, []) if (f, x) in keys]
-                if kept:
-                    sub_schema[f] = kept
-            for f in ("hyper_rel", "event"):
-                kept_d = {k: v for k, v in schema.get(f, {}).items() if (f, k) in keys}
-                if kept_d:
-                    sub_schema[f] = kept_d
-            label_field = {"cls": None, "ent": "type", "discontinuous_ent": "type", "rel": "relation",
-                           "hyper_rel": "relation", "event": "event_type"}
-            sub_ans: dict[str, list] = {}
-            for f, items in ans.items():
-                if f == "span":
-                    continue  # extractive QA has no labels, hence never a split schema
-                lf = label_field[f]
-                kept_a = [x for x in items if (f, x if lf is None else x[lf]) in keys]
-                if kept_a:
-                    sub_ans[f] = kept_a
-            out.append({**rec, "schema": sub_schema, "ans": sub_ans})
-        return out
-
     def encode_record(
         self,
         record: dict,
@@ -478,7 +215,9 @@ class LDNetProcessor(ProcessorMixin):
         rec = validate_record(record) if validate else normalize_record(record)
         rep = EncodingReport() if report is None else report
         text_ids, offsets = self._tokenize_text(rec["text"]) if rec["text"] else ([], [])
-        passes = self._schema_groups(rec, len(text_ids), stride, overflow) or [rec]
+        passes = schema_groups(
+            rec, len(text_ids), stride, overflow, max_length=self.max_length, pieces=self._pieces, fit_suffix=self._fit_suffix
+        ) or [rec]
         feats: list[dict] = []
         gold: list[GoldItem] = []
         windowed = False
@@ -487,19 +226,7 @@ class LDNetProcessor(ProcessorMixin):
             windowed |= len(f) > 1
             feats.extend(f)
             gold.extend(gl)
-        rep.records += 1
-        rep.features += len(feats)
-        rep.windowed_records += windowed
-        rep.schema_passes += len(passes)
-        rep.split_records += len(passes) > 1
-        for g in gold:
-            rep.items += 1
-            if g.status == "ok":
-                rep.encoded += 1
-            else:
-                rep.unencodable[g.status] += 1
-            rep.misaligned += g.misaligned
-            rep.label_collisions += g.label_collision
+        rep.add_record(len(feats), len(passes), windowed, gold)
         if report is None:
             self._merge_report(rep)
         return feats, gold
@@ -545,7 +272,7 @@ class LDNetProcessor(ProcessorMixin):
         windows = self._windows(rid, len(text_ids), budget, overflow, stride) if text_ids else [(0, 0)]
         starts = [o[0] for o in offsets]
         ends = [o[1] for o in offsets]
-        gold = self._gold_items(rec, label_map, tags, starts, ends)
+        gold = gold_items(rec["ans"], label_map, tags, starts, ends, self.max_parts)
         placed = [False] * len(gold)
         feats = []
         for ws, we in windows:
@@ -625,27 +352,7 @@ class LDNetProcessor(ProcessorMixin):
             check_overflow(overflow)
         if window_stride is not None:
             window_stride = check_int(window_stride, "window_stride", 0)
-        if records is None:
-            if text is None:
-                raise ValueError("LDNetProcessor: pass `records` or `text` (+ `schema`)")
-            if isinstance(text, str):
-                texts = [text]
-            elif isinstance(text, (list, tuple)):
-                texts = list(text)
-            else:
-                raise TypeError(f"LDNetProcessor: `text` must be a string or a list of strings, got {type(text).__name__}")
-            for i, t in enumerate(texts):
-                if not isinstance(t, str):
-                    raise TypeError(f"LDNetProcessor: text[{i}] must be a string, got {type(t).__name__} {t!r:.60}")
-            check_schema_fields(schema, "LDNetProcessor: schema")
-            records = [
-                {"id": i, "instruction": instruction or "", "schema": schema or {}, "text": t, "bg": bg, "ans": {}}
-                for i, t in enumerate(texts)
-            ]
-        elif isinstance(records, dict):
-            records = [records]
-        elif isinstance(records, (str, bytes, bytearray)):
-            raise TypeError("LDNetProcessor: `records` must be a dict or a list of dicts; pass a text as `text=`")
+        records = as_records(records, text, schema, instruction, bg)
         report = EncodingReport()
         feats, golds = [], []
         for i, rec in enumerate(records):
@@ -664,18 +371,13 @@ class LDNetProcessor(ProcessorMixin):
             "label_drop_targets": [f["label_drop_targets"] for f in feats],
             "overflow_to_sample_mapping": [f["meta"].record_index for f in feats],
         }
-        imgs = self._images(records, images)
+        imgs = load_images(records, images, self.image_config, self._image_transform)
         if return_tensors == "pt":
             data = self.pad(data)
-            if imgs is not None:
-                pix, mask = imgs
-                idx = torch.tensor(data["overflow_to_sample_mapping"].tolist())
-                data["pixel_values"], data["image_mask"] = pix[idx], mask[idx]
         elif return_tensors is not None:
             raise ValueError("LDNetProcessor supports return_tensors='pt' or None")
-        elif imgs is not None:
-            data["pixel_values"] = [imgs[0][m] for m in data["overflow_to_sample_mapping"]]
-            data["image_mask"] = [bool(imgs[1][m]) for m in data["overflow_to_sample_mapping"]]
+        if imgs is not None:
+            data.update(feature_images(imgs, data["overflow_to_sample_mapping"], stacked=return_tensors == "pt"))
         data["meta"] = [f["meta"] for f in feats]
         data["encoding_report"] = report
         if return_gold:
@@ -709,56 +411,11 @@ class LDNetProcessor(ProcessorMixin):
         )
         return out
 
-    # -- images --------------------------------------------------------------------------------------------
-    @staticmethod
-    def _no_image(img: Any) -> bool:
-        """``None`` or ``""`` (never compares arrays/tensors elementwise)."""
-        return img is None or (isinstance(img, (str, bytes)) and len(img) == 0)
-
-    def _images(self, records: Sequence[dict], images: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
-        paths = [r.get("image") if isinstance(r, dict) else None for r in records]
-        if images is None and all(self._no_image(p) for p in paths):
-            return None
-        if self.image_config is None:
-            raise ValueError("records carry images but the processor has no image_config (text-only processor)")
-        if images is not None and not isinstance(images, (list, tuple)):
-            images = [images]
-        if images is not None and len(images) != len(records):
-            raise ValueError(f"got {len(images)} images for {len(records)} records")
-        import os
-
-        try:  # inside try: the remote-code import check then does not demand these from text-only checkpoints
-            from PIL import Image
-            from timm.data import create_transform
-        except ImportError as exc:  # pragma: no cover - both are dependencies of the package
-            raise ImportError("LDNetProcessor images need `pillow` and `timm`") from exc
-
+    # -- images: image_processing_ldnet --------------------------------------------------------------------
+    def _image_transform(self) -> Any:
         if self._transform is None:
-            self._transform = create_transform(**self.image_config, is_training=False)
-        size = tuple(self.image_config["input_size"])
-        pix = torch.zeros((len(records), *size))
-        mask = torch.zeros(len(records), dtype=torch.bool)
-        for i, rec in enumerate(records):
-            img = images[i] if images is not None else paths[i]
-            if self._no_image(img):
-                continue
-            if isinstance(img, (str, bytes)) or hasattr(img, "__fspath__"):
-                if not os.path.isfile(img):
-                    rid = rec.get("id") if isinstance(rec, dict) else i
-                    raise RecordError(rid, "image", f"image file not found: {os.fsdecode(img)}")
-                with Image.open(img) as opened:
-                    img = opened.convert("RGB")
-            elif isinstance(img, np.ndarray):
-                img = Image.fromarray(img)
-            elif isinstance(img, torch.Tensor):
-                if tuple(img.shape) != size:
-                    rid = rec.get("id") if isinstance(rec, dict) else i
-                    raise RecordError(rid, "image", f"pixel tensor of shape {tuple(img.shape)}, expected {size}")
-                pix[i], mask[i] = img, True
-                continue
-            pix[i] = self._transform(img.convert("RGB"))
-            mask[i] = True
-        return pix, mask
+            self._transform = image_transform(self.image_config)
+        return self._transform
 
     # -- decoding: answers_ldnet --------------------------------------------------------------------------
     def post_process_extraction(

@@ -169,3 +169,25 @@ def test_threshold_topk_bench_compares_identical_links(tmp_path, shared_data, mo
     assert res["identical"] and res["records"] == 6 and len(res["shapes"]) == 2
     assert res["max_nnw_positives_per_row"] > 16  # an untrained model: the top-k path itself is exercised
     assert set(res["ms_per_record"]) == {"current", "always_topk"}
+
+
+def test_fast_start_merge_groups_by_effective_config(tmp_path):
+    """bench/fast_start.py --merge: one row per (dataset, effective config), mean ± population std over seeds."""
+    import json
+
+    import fast_start
+    runs = []
+    for name, eff, f1s in (("ld", {"use_label_drop": True, "label_drop_mode": "log_odds"}, (0.5, 0.7)),
+                           ("off", {"use_label_drop": False, "label_drop_mode": "log_odds"}, (0.4,))):
+        for seed, f1 in enumerate(f1s, 1):
+            d = tmp_path / f"{name}-{seed}"
+            d.mkdir()
+            (d / "result.json").write_text(json.dumps({"dataset": "conll04", "config": {}, "effective": eff,
+                                                       "seed": seed, "eval_ent_f1": f1, "eval_rel_strict_f1": f1}))
+            runs.append(str(d))
+    table = fast_start.main(["--merge", *runs, "--out", str(tmp_path / "t.md")])["table"]
+    rows = table.splitlines()[2:]
+    assert len(rows) == 2
+    assert '"label_drop_mode": "log_odds"' in rows[0] and "| 1,2 | 60.0 ± 10.0 | 60.0 ± 10.0 |" in rows[0]
+    # without a gate its settings are dropped from the key
+    assert "label_drop_mode" not in rows[1] and "| 1 | 40.0 ± 0.0 |" in rows[1]

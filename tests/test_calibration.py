@@ -1,11 +1,11 @@
 """Per-channel decode thresholds fitted on dev data (issue #14): exact search, stored in the config, used by the
 pipeline and the trainer."""
 
+import ldnet_tiny as t
 import pytest
 import torch
 from transformers import pipeline
 
-import ldnet_tiny as t
 from modeling_ldnet import LDNetModel
 from trainers.calibration import cache_logits, calibrate_thresholds, decode_cached
 from trainers.data import task_fields

@@ -10,7 +10,7 @@ import json
 
 import pytest
 import torch
-from ldnet_tiny import decoding_model, strip_scores, tiny_processor
+from ldnet_tiny import assert_same_answers, decoding_model, strip_scores, tiny_processor
 from transformers import AutoTokenizer, pipeline
 
 from modeling_ldnet import LDNetProcessor
@@ -198,3 +198,21 @@ def test_grouping_is_deterministic_and_balanced(proc):
     sizes = [len(m.tags) for m in a["meta"] if m.window[0] == 0]
     assert max(sizes) - min(sizes) <= 6  # about the same number of labels per pass
     assert torch.equal(proc(rec, return_tensors="pt")["input_ids"], proc(rec, return_tensors="pt")["input_ids"])
+
+
+def test_pipeline_runs_many_rows_in_chunks_with_the_same_answers(proc, monkeypatch):
+    model = decoding_model(len(proc.tokenizer), max_length=64, window_stride=8)
+    ie = pipeline("universal-ie", model=model, processor=proc, device="cpu")
+    text = long_text(40)
+    calls = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **k: calls.append(k["input_ids"].shape[0]) or forward(*a, **k))
+    whole = ie(text, schema=BIG_SCHEMA, instruction=INSTRUCTION)
+    rows = ie.last_report.features
+    step = ie.max_rows_per_forward
+    assert rows > step and calls == [step] * (rows // step) + ([rows % step] if rows % step else [])
+    calls.clear()
+    ie.max_rows_per_forward = 4  # an instance setting (a class attribute by default)
+    chunked = ie(text, schema=BIG_SCHEMA, instruction=INSTRUCTION)
+    assert calls == [4] * (rows // 4) + ([rows % 4] if rows % 4 else [])
+    assert_same_answers(chunked, whole)

@@ -23,9 +23,12 @@ def setup(tmp_path_factory, minilm):
     tmp = tmp_path_factory.mktemp("ray")
     folder = save_tiny_folder(tmp / "model", minilm)
     table = pa.Table.from_pylist(corpus(N))
-    pq.write_table(table, tmp / "in.parquet")
+    # a folder of parquet files (ldnet-extract and Ray both read the folder)
+    (tmp / "in").mkdir()
+    for k in range(3):
+        pq.write_table(table.slice(10 * k, 10), tmp / "in" / f"part-{k}.parquet")
     out = tmp / "extract.parquet"
-    extract_main(["--model", str(folder), "--input", str(tmp / "in.parquet"), "--output", str(out),
+    extract_main(["--model", str(folder), "--input", str(tmp / "in"), "--output", str(out),
                   "--schema", json.dumps(SCHEMA), "--batch_size", "4", "--shard_size", "8", "--no_progress"])
     return tmp, folder, table, pq.read_table(out)
 
@@ -33,6 +36,7 @@ def setup(tmp_path_factory, minilm):
 def test_predictor_batch_formats(setup):
     """In-process (no Ray): pyarrow, pandas and numpy batches give the same rows + answers as ldnet-extract."""
     _, folder, table, expected = setup
+    assert expected.drop_columns(["ans"]).equals(table), "ldnet-extract read the parquet folder in file order"
     pred = LDNetPredictor(folder, schema=SCHEMA, forward_batch_size=4)
     got = pred(table.slice(0, 10))
     assert got.drop_columns(["ans"]).equals(table.slice(0, 10))
@@ -52,7 +56,7 @@ def test_map_batches_two_actors_matches_ldnet_extract(setup):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}})
     try:
-        ds = ray.data.read_parquet(str(tmp / "in.parquet"), override_num_blocks=4)
+        ds = ray.data.read_parquet(str(tmp / "in")).repartition(3)  # 3 blocks: work for both actors
         out = extract_dataset(ds, folder, concurrency=2, batch_size=8, num_cpus=0.5, schema=SCHEMA,
                               forward_batch_size=4, torch_threads=1)
         out.write_parquet(str(tmp / "ray_out"))

@@ -217,3 +217,37 @@ def test_calibrate_thresholds_saves_per_channel_thresholds(setup, tmp_path):
         train_main(["--model_name_or_path", str(ckpt), "--train_file", str(data / "train.jsonl"), "--use_cpu",
                     "--max_steps", "1", "--output_dir", str(tmp_path / "nodev"), "--calibrate_thresholds", "true",
                     *COMMON])
+
+
+def test_single_training_instruction_becomes_the_pipeline_default(setup, tmp_path):
+    """Every training record has the same instruction -> config.default_instruction, used by the pipeline."""
+    from transformers import pipeline
+
+    root, ckpt, data = setup
+    one = tmp_path / "data"
+    recs = [dict(r, instruction="") for r in T.make_records(8, seed=41)]
+    T.write_jsonl(one / "train.jsonl", recs)
+    out = tmp_path / "out"
+    train_main(["--model_name_or_path", str(ckpt), "--data_dir", str(one), "--use_cpu", "--max_steps", "1",
+                "--save_strategy", "no", "--eval_strategy", "no", "--output_dir", str(out), *COMMON])
+    ie = pipeline("universal-ie", model=str(out), trust_remote_code=True, device="cpu")
+    assert ie.model.config.default_instruction == ""
+    seen = []
+    to_record = ie._to_record
+
+    def spy(*args):
+        rec, img = to_record(*args)
+        seen.append(rec["instruction"])
+        return rec, img
+
+    ie._to_record = spy
+    ie([{"text": recs[0]["text"], "schema": recs[0]["schema"]}])
+    ie([{"text": recs[0]["text"], "schema": recs[0]["schema"]}], instruction="Extract.")
+    assert seen == ["", "Extract."]  # the model's instruction unless the call names one
+    # a mixed training set keeps the paper-style default
+    T.write_jsonl(one / "train.jsonl", [dict(r, instruction=f"find {i % 2}") for i, r in enumerate(recs)])
+    train_main(["--model_name_or_path", str(ckpt), "--data_dir", str(one), "--use_cpu", "--max_steps", "1",
+                "--save_strategy", "no", "--eval_strategy", "no", "--output_dir", str(tmp_path / "mixed"), *COMMON])
+    from transformers import AutoConfig
+
+    assert AutoConfig.from_pretrained(tmp_path / "mixed", trust_remote_code=True).default_instruction is None

@@ -177,6 +177,12 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
         raise ValueError("--do_train needs training data (--data_dir, --benchmark or --train_file)")
 
     model, processor = build_model_and_processor(model_args, data_args.max_length, data_args.overflow)
+    if do_train and getattr(model.config, "default_instruction", None) is None:
+        # one instruction for every training record (e.g. "" for instruction-free fine-tuning): the pipeline should
+        # give it to records that come without one, instead of a paper-style default the model never saw
+        instructions = set(splits["train"]["instruction"]) if "instruction" in splits["train"].column_names else set()
+        if len(instructions) == 1:
+            model.config.default_instruction = instructions.pop()
     dev = splits.get("dev") if do_eval or (do_train and training_args.eval_strategy != "no") else None
 
     # TrainingArguments sets metric_for_best_model="loss" by itself under --load_best_model_at_end; for extraction
