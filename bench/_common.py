@@ -169,6 +169,21 @@ def pyplot():
     return plt
 
 
+def save_plot(fig, name: str, dpi: int = 120) -> Path:
+    """Lay out, write ``<PLOTS_DIR>/<name>.png`` and close ``fig`` (closing frees it in long sweeps)."""
+    fig.tight_layout()
+    p = plot_path(name)
+    fig.savefig(p, dpi=dpi)
+    pyplot().close(fig)
+    return p
+
+
+def label_bars(ax, bars, values, fmt: str = "{:.1f}", **text_kwargs: Any) -> None:
+    """Write each value centred above its bar."""
+    for b, v in zip(bars, values):
+        ax.text(b.get_x() + b.get_width() / 2, v, fmt.format(v), ha="center", va="bottom", **text_kwargs)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------------------------------

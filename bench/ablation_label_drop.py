@@ -130,16 +130,14 @@ def plot(res: dict, name: str = "ablation_label_drop"):
         ours = [100 * (res["results"][ds][s]["rel_strict_f1"] or 0) for s in sts]
         x = np.arange(len(sts))
         bars = ax.bar(x - 0.2, ours, 0.4, label="ours (MiniLM-L6, budgeted)")
-        for b, v in zip(bars, ours):
-            ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+        C.label_bars(ax, bars, ours, fontsize=8)
         paper = [res["paper"].get(ds, {}).get(s) for s in sts]
         px = [i + 0.2 for i, v in enumerate(paper) if v is not None]
         pv = [v for v in paper if v is not None]
         if pv:
             pb = ax.bar(px, pv, 0.4, hatch="//", color="lightgray", edgecolor="gray",
                         label="paper (DeBERTa-v3-large)")
-            for b, v in zip(pb, pv):
-                ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+            C.label_bars(ax, pb, pv, fontsize=8)
         ax.set_xticks(x, sts)
         ax.set_ylabel("rel strict F1 (%)")
         ax.set_title(ds)
@@ -148,11 +146,7 @@ def plot(res: dict, name: str = "ablation_label_drop"):
     s = res["summary"]
     budget = f"{s['budget_minutes_each']} min" if s["budget_minutes_each"] else f"{s['max_steps']} steps"
     fig.suptitle(f"Label-drop ablation: off / gate on logits / gate on probabilities ({budget} each)", fontsize=9)
-    fig.tight_layout()
-    p = C.plot_path(name)
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return p
+    return C.save_plot(fig, name)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -263,16 +263,11 @@ def plot(res: dict, name: str = "accuracy_conll03"):
     vals = [100 * (s["ldnet_entity_strict_f1"] or 0), 100 * s["token_cls_seqeval_f1"],
             100 * s["token_cls_seqeval_strict_f1"]]
     bars = ax.bar(labels, vals, color=["C1", "C0", "C0"])
-    for b, v in zip(bars, vals):
-        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.2f}", ha="center", va="bottom")
+    C.label_bars(ax, bars, vals, "{:.2f}")
     ax.set_ylabel("F1 (%)")
     ax.set_title(f"CoNLL03 test ({s['test_records']} sent.), MiniLM-L6, {s['budget_minutes_each']} min each "
                  f"(steps {s['ldnet_steps']} / {s['token_cls_steps']})", fontsize=8)
-    fig.tight_layout()
-    p = C.plot_path(name)
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return p
+    return C.save_plot(fig, name)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", required=True, help="JSON file to write")
     p.add_argument("--limit", type=int, default=0, help="at most this many sentences (0: all)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="decoding threshold for every model (0.5: the plain one, ignoring any calibration)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     dd, _ = convert_benchmark("conll03", shared_data_dir() / "conll03", progress=False, instruction="")
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {"sentences": len(sents), "models": {}}
     for folder in a.models:
         ie = pipeline("universal-ie", model=folder, trust_remote_code=True, device="cpu")
-        outs = ie(inputs, batch_size=32)
+        outs = ie(inputs, batch_size=32, threshold=a.threshold)
         n_rel = sum(len(o.get("rel", [])) for o in outs)
         with_rel = sum(1 for o in outs if o.get("rel"))
         name = Path(folder).parent.name if Path(folder).name == "model" else Path(folder).name

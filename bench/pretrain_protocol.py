@@ -236,15 +236,10 @@ def plot(res: dict[str, Any], name: str = "pretrain_protocol"):
             vals.append(100 * f1[0])
             errs.append(0)
     b = axes[2].bar(bars, vals, yerr=errs, capsize=4, color="C2")
-    for r, v in zip(b, vals):
-        axes[2].text(r.get_x() + r.get_width() / 2, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+    C.label_bars(axes[2], b, vals, fontsize=8)
     axes[2].set_title("test F1 (%), MiniLM-L6 on CPU", fontsize=9)
     axes[2].tick_params(axis="x", labelsize=7)
-    fig.tight_layout()
-    p = C.plot_path(name)
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return p
+    return C.save_plot(fig, name)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -30,16 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import serving  # noqa: F401
-except ImportError:  # pragma: no cover
-    sys.path.insert(0, str(REPO))
+# _common sets the offline environment and puts the repository on sys.path before anything imports transformers
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
 import httpx  # noqa: E402

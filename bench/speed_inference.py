@@ -564,11 +564,7 @@ def _plot_throughput(plt, thr: list[dict], name: str) -> Path:
     b.set_ylabel("% of LDNet path time")
     b.set_title("LDNet path split")
     b.legend(fontsize=8)
-    fig.tight_layout()
-    p = C.plot_path(f"{name}_throughput")
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return p
+    return C.save_plot(fig, f"{name}_throughput")
 
 
 def _short_scores(label: str) -> str:
@@ -601,11 +597,7 @@ def _plot_decoder(plt, dec: list[dict], name: str) -> Path:
     ax.set_ylabel("ms / record (log)")
     ax.set_title("Decoding, identical thresholded grids (hatched: stopped at timeout, lower bound)", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    p = C.plot_path(f"{name}_decoder")
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return p
+    return C.save_plot(fig, f"{name}_decoder")
 
 
 def _plot_memory(plt, res: dict, name: str) -> Path:
@@ -624,11 +616,7 @@ def _plot_memory(plt, res: dict, name: str) -> Path:
     ax.set_ylabel("peak memory increase (MiB)")
     ax.set_title(f"Peak memory, batch {res['memory']['batch_size']}, inference")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    p = C.plot_path(f"{name}_memory")
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return p
+    return C.save_plot(fig, f"{name}_memory")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -167,11 +167,7 @@ def plot(res: dict, name: str = "speed_train"):
     ax.set_ylabel("seconds / training step (median)")
     ax.set_title(f"Training step, MiniLM-L6, batch {shape}, CPU {res['threads']} thread(s)", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    p = C.plot_path(name)
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return p
+    return C.save_plot(fig, name)
 
 
 def main(argv: list[str] | None = None) -> dict:

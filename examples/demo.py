@@ -2,7 +2,7 @@
 """LDNet in a few minutes on CPU: CoNLL04 (joint entities + relations) with the packaged all-MiniLM-L6-v2 encoder.
 
 1. converts CoNLL04 from ``$LDNET_SHARED_DATA/conll04`` (default ``<repo>/../shared/data``) to unified records;
-2. trains LDNet for 300 steps of 8 CoNLL04 training sentences (seeded: the same model on every machine; ~3 min on
+2. trains LDNet for 600 steps of 8 CoNLL04 training sentences (seeded; ~3.5 min on
    2 CPU cores);
 3. prints the dev F1 (entities, strict relations) and a table of what it extracts from test sentences beside the gold;
 4. saves model + processor to ``runs/demo/model`` for the next commands::
@@ -11,7 +11,7 @@
        ldnet-serve runs/demo/model          # docs/serving.md
        make app                             # the Gradio demo on the same folder
 
-Knobs (environment): ``LDNET_DEMO_STEPS`` (default 300), ``LDNET_DEMO_SECONDS`` (optional wall-clock cap on
+Knobs (environment): ``LDNET_DEMO_STEPS`` (default 600), ``LDNET_DEMO_SECONDS`` (optional wall-clock cap on
 training; the learning-rate schedule is planned for the steps, so a cap that bites gives a weaker model),
 ``LDNET_DEMO_TRAIN`` (training
 sentences, default all 922), ``LDNET_DEMO_DEV`` (dev sentences scored, default all 231), ``LDNET_DEMO_OUT`` (output
@@ -78,7 +78,7 @@ def render_table(text: str, pred: dict, gold: dict, width: int = 110) -> str:
 def main() -> dict:
     transformers.logging.set_verbosity_error()
     t0 = time.time()
-    steps = int(os.environ.get("LDNET_DEMO_STEPS", "300"))
+    steps = int(os.environ.get("LDNET_DEMO_STEPS", "600"))
     seconds = float(os.environ.get("LDNET_DEMO_SECONDS", "0")) or None
     n_train = int(os.environ.get("LDNET_DEMO_TRAIN", "0"))
     n_dev = int(os.environ.get("LDNET_DEMO_DEV", "0"))

@@ -12,6 +12,7 @@ works without this package installed. Shipped as remote code: only relative impo
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from typing import Any
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .answers_ldnet import DECODE_TRUNCATED
 from .processing_ldnet import EncodingReport, LDNetProcessor
 from .schema import RecordError, check_int, check_overflow, check_schema_fields, check_threshold
 from .vocabulary_ldnet import DEFAULT_INSTRUCTIONS, TASK_FIELDS
@@ -203,12 +205,15 @@ class UniversalIEPipeline(Pipeline):
         report = EncodingReport()
         self._local.report = report
         pre = {**pre, "_report": report}
+        self._local.truncated = []
         if isinstance(inputs, (str, dict)):
-            return self.run_single(inputs, pre, fwd, post)
+            out = self.run_single(inputs, pre, fwd, post)
+            self._warn_truncated()
+            return out
         if isinstance(inputs, (list, tuple)):
-            return list(self._iterate(list(inputs), bs, pre, fwd, post))
+            return list(self._iterate_and_warn(list(inputs), bs, pre, fwd, post))
         if isinstance(inputs, Iterable):
-            return self._iterate(inputs, bs, pre, fwd, post)
+            return self._iterate_and_warn(inputs, bs, pre, fwd, post)
         raise TypeError(f"universal-ie: expected a text, a record or a list of them, got {type(inputs).__name__}")
 
     def _iterate(self, inputs: Iterable, batch_size: int, pre: dict, fwd: dict, post: dict) -> Iterator[dict]:
@@ -307,10 +312,34 @@ class UniversalIEPipeline(Pipeline):
         }
 
     def postprocess(self, model_outputs: dict[str, Any], threshold: float | None = None, return_scores: bool = True):
+        # processors saved before the per-call warning existed (older remote code) take no `warn`
+        quiet = {"warn": False} if "warn" in inspect.signature(self.processor.post_process_extraction).parameters else {}
         answers = self.processor.post_process_extraction(
-            model_outputs["logits"], {"meta": model_outputs["meta"]}, threshold=threshold, return_scores=return_scores
+            model_outputs["logits"], {"meta": model_outputs["meta"]}, threshold=threshold, return_scores=return_scores,
+            **quiet,
         )
+        # budget-cut answers are flagged per record; the call warns once for all of its batches (__call__)
+        ids = {m.record_index: m.record_id for m in model_outputs["meta"]}
+        cut = getattr(self._local, "truncated", None)
+        if cut is not None:
+            cut.extend(ids.get(r, r) for r, a in enumerate(answers) if a.get(DECODE_TRUNCATED))
         return answers[0] if model_outputs["single"] else answers
+
+    def _warn_truncated(self) -> None:
+        cut = getattr(self._local, "truncated", None) or []
+        if cut:
+            logger.warning(
+                "universal-ie: the decode step budget ran out for %d record(s) (%s); their answers are partial and "
+                "flagged %r. Raise the threshold or the processor's decode_budget.",
+                len(cut), ", ".join(repr(r) for r in cut[:10]) + (" ..." if len(cut) > 10 else ""), DECODE_TRUNCATED,
+            )
+        self._local.truncated = []
+
+    def _iterate_and_warn(self, inputs: Iterable, bs: int, pre: dict, fwd: dict, post: dict) -> Iterator[dict]:
+        try:
+            yield from self._iterate(inputs, bs, pre, fwd, post)
+        finally:
+            self._warn_truncated()
 
     # -- helpers -------------------------------------------------------------------------------------------
     @staticmethod

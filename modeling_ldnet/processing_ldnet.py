@@ -424,13 +424,14 @@ class LDNetProcessor(ProcessorMixin):
         encoding: dict,
         threshold: float | None = None,
         return_scores: bool = False,
+        warn: bool = True,
     ) -> list[dict]:
         """Decode ``[B, 3, L, L]`` logits (as the model returns them) into one unified ``ans`` dict per record.
 
         See :func:`answers_ldnet.decode_extraction`: windows (and schema passes) of one record are merged, spans
         are character offsets into the record's ``text``, ``return_scores`` adds each item's ``score`` (smallest
         link probability of its chain). A record whose search ran out of ``decode_budget`` carries
-        ``"decode_truncated": True``, and the call logs one warning.
+        ``"decode_truncated": True``, and the call logs one warning (``warn=False``: the caller reports it).
         """
         answers, report = decode_extraction(
             logits,
@@ -440,6 +441,7 @@ class LDNetProcessor(ProcessorMixin):
             max_links_per_row=self.max_links_per_row,
             budget=self.decode_budget,
             return_scores=return_scores,
+            warn=warn,
         )
         # windows cut in the last call (the trainer's eval counter); the per-record flag is the thread-safe signal
         self.last_decode_budget_exhausted = report.windows_cut

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from .vocabulary_ldnet import ANS_FIELDS, SCHEMA_DICT_FIELDS, SCHEMA_LIST_FIELDS
@@ -200,6 +201,14 @@ def _check_label(label: Any, allowed: Any, rid: Any, field: str) -> None:
         raise RecordError(rid, field, f"label {label!r} is not in the schema {list(allowed)!r}")
 
 
+def _dict_items(items: Any, rid: Any, field: str) -> Iterator[tuple[int, dict]]:
+    """``enumerate(items)``, raising on the first item that is not a dict (named ``field[i]``)."""
+    for i, it in enumerate(items):
+        if not isinstance(it, dict):
+            raise RecordError(rid, f"{field}[{i}]", f"expected a dict, got {it!r}")
+        yield i, it
+
+
 def validate_record(record: dict[str, Any]) -> dict[str, Any]:
     """Normalise and validate one record; return the canonical form or raise :class:`RecordError`.
 
@@ -229,47 +238,33 @@ def validate_record(record: dict[str, Any]) -> dict[str, Any]:
                 _check_str(lab, rid, f"schema.{f}[{k!r}][{i}]")
     for i, lab in enumerate(ans.get("cls", [])):
         _check_label(lab, schema.get("cls", []), rid, f"ans.cls[{i}]")
-    for i, it in enumerate(ans.get("ent", [])):
-        if not isinstance(it, dict):
-            raise RecordError(rid, f"ans.ent[{i}]", f"expected a dict, got {it!r}")
+    for i, it in _dict_items(ans.get("ent", []), rid, "ans.ent"):
         _check_label(it.get("type"), schema.get("ent", []), rid, f"ans.ent[{i}].type")
         _check_span(it, text, rid, f"ans.ent[{i}]")
-    for i, it in enumerate(ans.get("discontinuous_ent", [])):
-        if not isinstance(it, dict):
-            raise RecordError(rid, f"ans.discontinuous_ent[{i}]", f"expected a dict, got {it!r}")
+    for i, it in _dict_items(ans.get("discontinuous_ent", []), rid, "ans.discontinuous_ent"):
         _check_label(it.get("type"), schema.get("discontinuous_ent", []), rid, f"ans.discontinuous_ent[{i}].type")
         spans = it.get("span")
         if not isinstance(spans, (list, tuple)) or not spans:
             raise RecordError(rid, f"ans.discontinuous_ent[{i}].span", f"expected [[s, e], ...], got {spans!r}")
         for j, sp in enumerate(spans):
             _check_span({"span": sp}, text, rid, f"ans.discontinuous_ent[{i}].span[{j}]")
-    for i, it in enumerate(ans.get("rel", [])):
-        if not isinstance(it, dict):
-            raise RecordError(rid, f"ans.rel[{i}]", f"expected a dict, got {it!r}")
+    for i, it in _dict_items(ans.get("rel", []), rid, "ans.rel"):
         _check_label(it.get("relation"), schema.get("rel", []), rid, f"ans.rel[{i}].relation")
         _check_span(it.get("head"), text, rid, f"ans.rel[{i}].head")
         _check_span(it.get("tail"), text, rid, f"ans.rel[{i}].tail")
-    for i, it in enumerate(ans.get("hyper_rel", [])):
-        if not isinstance(it, dict):
-            raise RecordError(rid, f"ans.hyper_rel[{i}]", f"expected a dict, got {it!r}")
+    for i, it in _dict_items(ans.get("hyper_rel", []), rid, "ans.hyper_rel"):
         hr = schema.get("hyper_rel", {})
         _check_label(it.get("relation"), hr, rid, f"ans.hyper_rel[{i}].relation")
         _check_span(it.get("head"), text, rid, f"ans.hyper_rel[{i}].head")
         _check_span(it.get("tail"), text, rid, f"ans.hyper_rel[{i}].tail")
-        for j, q in enumerate(it.get("qualifiers") or []):
-            if not isinstance(q, dict):
-                raise RecordError(rid, f"ans.hyper_rel[{i}].qualifiers[{j}]", f"expected a dict, got {q!r}")
+        for j, q in _dict_items(it.get("qualifiers") or [], rid, f"ans.hyper_rel[{i}].qualifiers"):
             _check_label(q.get("label"), hr[it["relation"]], rid, f"ans.hyper_rel[{i}].qualifiers[{j}].label")
             _check_span(q, text, rid, f"ans.hyper_rel[{i}].qualifiers[{j}]")
-    for i, it in enumerate(ans.get("event", [])):
-        if not isinstance(it, dict):
-            raise RecordError(rid, f"ans.event[{i}]", f"expected a dict, got {it!r}")
+    for i, it in _dict_items(ans.get("event", []), rid, "ans.event"):
         ev = schema.get("event", {})
         _check_label(it.get("event_type"), ev, rid, f"ans.event[{i}].event_type")
         _check_span(it.get("trigger"), text, rid, f"ans.event[{i}].trigger")
-        for j, a in enumerate(it.get("args") or []):
-            if not isinstance(a, dict):
-                raise RecordError(rid, f"ans.event[{i}].args[{j}]", f"expected a dict, got {a!r}")
+        for j, a in _dict_items(it.get("args") or [], rid, f"ans.event[{i}].args"):
             _check_label(a.get("role"), ev[it["event_type"]], rid, f"ans.event[{i}].args[{j}].role")
             _check_span(a, text, rid, f"ans.event[{i}].args[{j}]")
     for i, it in enumerate(ans.get("span", [])):

@@ -214,6 +214,17 @@ class Corpus:
         return self.table.column(name).to_pylist() if name in self.table.column_names else [None] * len(self)
 
 
+def _json_object(text: str, where: str) -> dict:
+    """``text`` parsed as one JSON object; errors name ``where`` (a file line, an option)."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not JSON ({exc})") from exc
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def read_corpus(path: str | os.PathLike, fmt: str | None = None, split: str | None = None, text_column: str = "text") -> Corpus:
     """Read ``path`` (jsonl / parquet / csv / ``datasets`` folder). Bad jsonl lines raise naming the line."""
     fmt = fmt or detect_format(path)
@@ -223,13 +234,7 @@ def read_corpus(path: str | os.PathLike, fmt: str | None = None, split: str | No
             for n, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}, line {n}: not JSON ({exc})") from exc
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path}, line {n}: expected a JSON object, got {type(row).__name__}")
-                rows.append(row)
+                rows.append(_json_object(line, f"{path}, line {n}"))
         return Corpus(rows=rows)
     if fmt == "parquet":
         return Corpus(table=pq.read_table(path))
@@ -552,13 +557,7 @@ def _schema_arg(value: str | None) -> dict | None:
     if value is None:
         return None
     text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
-    try:
-        schema = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--schema: not JSON ({exc})") from exc
-    if not isinstance(schema, dict):
-        raise ValueError(f"--schema: expected a JSON object, got {type(schema).__name__}")
-    return schema
+    return _json_object(text, "--schema")
 
 
 def extract_main(argv: list[str] | None = None) -> dict[str, Any]:
