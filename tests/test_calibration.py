@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import pipeline
 
-from modeling_ldnet import LDNetModel
+from modeling_ldnet import LDNetModel, LDNetProcessor
 from trainers.calibration import cache_logits, calibrate_thresholds, decode_cached
 from trainers.data import task_fields
 from trainers.scoring import compute_uie_metrics, flatten
@@ -59,7 +59,10 @@ def test_calibrated_thresholds_are_saved_and_used_by_the_pipeline(setup, tmp_pat
     model.save_pretrained(tmp_path)
     loaded = LDNetModel.from_pretrained(tmp_path)
     assert loaded.config.decode_channel_thresholds == res.thresholds
-    ie = pipeline("universal-ie", model=str(tmp_path), trust_remote_code=True, device="cpu")
+    saved_proc = LDNetProcessor.from_pretrained(tmp_path)
+    assert saved_proc.threshold == 0.5
+    # local classes (trust_remote_code would re-register "universal-ie" for the rest of the test session)
+    ie = pipeline("universal-ie", model=loaded.eval(), processor=saved_proc, device="cpu")
     assert ie.processor.threshold == tuple(res.thresholds)
     rec = dict(records[0], ans={})
     got = ie([rec], return_scores=False)[0]

@@ -223,6 +223,8 @@ def test_single_training_instruction_becomes_the_pipeline_default(setup, tmp_pat
     """Every training record has the same instruction -> config.default_instruction, used by the pipeline."""
     from transformers import pipeline
 
+    from modeling_ldnet import LDNetModel, LDNetProcessor
+
     root, ckpt, data = setup
     one = tmp_path / "data"
     recs = [dict(r, instruction="") for r in T.make_records(8, seed=41)]
@@ -230,7 +232,9 @@ def test_single_training_instruction_becomes_the_pipeline_default(setup, tmp_pat
     out = tmp_path / "out"
     train_main(["--model_name_or_path", str(ckpt), "--data_dir", str(one), "--use_cpu", "--max_steps", "1",
                 "--save_strategy", "no", "--eval_strategy", "no", "--output_dir", str(out), *COMMON])
-    ie = pipeline("universal-ie", model=str(out), trust_remote_code=True, device="cpu")
+    # local classes (trust_remote_code would re-register "universal-ie" for the rest of the test session)
+    ie = pipeline("universal-ie", model=LDNetModel.from_pretrained(out).eval(),
+                  processor=LDNetProcessor.from_pretrained(out), device="cpu")
     assert ie.model.config.default_instruction == ""
     seen = []
     to_record = ie._to_record
