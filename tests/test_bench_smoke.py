@@ -3,6 +3,7 @@
 No timing assertions (the benches report ratios measured interleaved; see bench/RESULTS.md).
 """
 
+import logging
 import sys
 from pathlib import Path
 
@@ -22,6 +23,11 @@ def _no_result_files(tmp_path, monkeypatch):
 
     monkeypatch.setattr(_common, "RESULTS_DIR", tmp_path / "results")
     monkeypatch.setattr(_common, "PLOTS_DIR", tmp_path / "plots")
+    # the bench scripts quieten the package logger (setLevel ERROR): restore it for the tests that follow
+    pkg_logger = logging.getLogger("modeling_ldnet")
+    level = pkg_logger.level
+    yield
+    pkg_logger.setLevel(level)
 
 
 def ner_records(n, seed=0):

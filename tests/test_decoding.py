@@ -330,20 +330,20 @@ def test_pipeline_surfaces_the_flag(caplog):
     p = ldnet_tiny.processor(max_length=64, decode_budget=20)
     model = ldnet_tiny.tiny_model(p)  # untrained: logits near 0, about half of all links positive
     ie = pipeline("universal-ie", model=model, processor=p, device="cpu")
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="modeling_ldnet"):
         out = ie(TEXT, schema=SCHEMA)
     assert out[DECODE_TRUNCATED] is True and labels_of(out) == set(SCHEMA["ent"] + SCHEMA["rel"])
     pipe_logger = "modeling_ldnet.pipeline_ldnet"
     assert [r.name for r in caplog.records if r.name in (LOGGER, pipe_logger)] == [pipe_logger]
     # one warning per call, however many batches the call decodes (5 texts, batches of 2: 3 decoding calls)
     caplog.clear()
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="modeling_ldnet"):
         outs = ie([TEXT] * 5, schema=SCHEMA, batch_size=2)
     assert all(o[DECODE_TRUNCATED] is True for o in outs)
     warned = [r for r in caplog.records if r.name in (LOGGER, pipe_logger)]
     assert len(warned) == 1 and "5 record(s)" in warned[0].getMessage()
     caplog.clear()
-    with caplog.at_level(logging.WARNING):  # a generator warns once, when it is used up
+    with caplog.at_level(logging.WARNING, logger="modeling_ldnet"):  # a generator warns once, when it is used up
         gen = ie(iter([TEXT] * 3), schema=SCHEMA, batch_size=2)
         assert not caplog.records
         assert len(list(gen)) == 3
