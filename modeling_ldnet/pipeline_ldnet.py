@@ -312,11 +312,9 @@ class UniversalIEPipeline(Pipeline):
         }
 
     def postprocess(self, model_outputs: dict[str, Any], threshold: float | None = None, return_scores: bool = True):
-        # processors saved before the per-call warning existed (older remote code) take no `warn`
-        quiet = {"warn": False} if "warn" in inspect.signature(self.processor.post_process_extraction).parameters else {}
         answers = self.processor.post_process_extraction(
             model_outputs["logits"], {"meta": model_outputs["meta"]}, threshold=threshold, return_scores=return_scores,
-            **quiet,
+            **self._quiet_decode(),
         )
         # budget-cut answers are flagged per record; the call warns once for all of its batches (__call__)
         ids = {m.record_index: m.record_id for m in model_outputs["meta"]}
@@ -324,6 +322,16 @@ class UniversalIEPipeline(Pipeline):
         if cut is not None:
             cut.extend(ids.get(r, r) for r, a in enumerate(answers) if a.get(DECODE_TRUNCATED))
         return answers[0] if model_outputs["single"] else answers
+
+    def _quiet_decode(self) -> dict[str, bool]:
+        """``{"warn": False}`` for the processor's decoding (the call warns once itself); processors saved before the
+        per-call warning existed (older remote code) take no ``warn``. Looked up once per processor."""
+        proc = self.processor
+        if getattr(self, "_quiet_for", None) is not proc:
+            params = inspect.signature(proc.post_process_extraction).parameters
+            self._quiet_kwargs = {"warn": False} if "warn" in params else {}
+            self._quiet_for = proc
+        return self._quiet_kwargs
 
     def _warn_truncated(self) -> None:
         cut = getattr(self._local, "truncated", None) or []
