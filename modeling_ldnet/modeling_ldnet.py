@@ -299,8 +299,6 @@ class LDNetModel(LDNetPreTrainedModel):
             hidden = hidden + cfg.fusion_alpha * fused  # M, eq 8
 
         scores = self.pointer(hidden)  # S [B, C, L, L], eqs 9-11
-        if self.score_bias is not None:
-            scores = scores + self.score_bias.to(scores.dtype)[None, :, None, None]
         valid_tok = attention_mask.bool()
         valid = valid_tok[:, None, :, None] & valid_tok[:, None, None, :]  # [B, 1, L, L]
 
@@ -308,6 +306,9 @@ class LDNetModel(LDNetPreTrainedModel):
         # instead of three (scores, gated, masked logits) -- bench/RESULTS.md §1c, L=512
         has_targets = span_graph_links is not None or span_graph_labels is not None
         in_place = not has_targets and not torch.is_grad_enabled()
+        if self.score_bias is not None:
+            bias = self.score_bias.to(scores.dtype)[None, :, None, None]
+            scores = scores.add_(bias) if in_place else scores + bias
         lhat = None
         u = None
         if self.bce_linear is not None:

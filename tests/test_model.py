@@ -233,7 +233,9 @@ def test_gate_modes_logit_is_decision_neutral_prob_prunes():
 
 
 @pytest.mark.parametrize("kw", [{}, {"label_drop_mode": "prob"}, {"use_label_drop": False},
-                                {"label_drop_per_channel": True}, {"label_drop_axis": "row"}])
+                                {"label_drop_per_channel": True}, {"label_drop_axis": "row"},
+                                {"label_drop_mode": "log_odds", "label_drop_detach": True, "score_bias_init": -5.0},
+                                {"label_drop_mode": "log_odds", "label_drop_axis": "both"}])
 def test_in_place_inference_equals_autograd_forward(kw):
     """Without targets and autograd the gate and mask run in place: the logits must be bit-identical."""
     m = tiny_model(**kw)
