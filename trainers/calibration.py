@@ -18,7 +18,7 @@ import torch
 
 from .data import as_records, task_fields
 from .scoring import compute_uie_metrics, flatten
-from .trainer import default_metric_for
+from .trainer import default_metric_for, model_batches
 
 #: Candidate thresholds per channel.
 DEFAULT_GRID: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -42,17 +42,10 @@ def cache_logits(model: Any, processor: Any, records: Sequence[dict], batch_size
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    order = sorted(range(len(records)), key=lambda i: len(records[i]["text"]), reverse=True)
-    out = []
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        enc = processor([records[i] for i in idx], return_tensors="pt")
-        kwargs = {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device)}
-        if "pixel_values" in enc:
-            kwargs["pixel_values"] = enc["pixel_values"].to(device)
-            kwargs["image_mask"] = enc["image_mask"].to(device)
-        logits = model(**kwargs).logits.float().cpu()
-        out.append((idx, {"meta": enc["meta"]}, logits))
+    out = [
+        (idx, {"meta": enc["meta"]}, o.logits.float().cpu())
+        for idx, enc, o in model_batches(model, processor, records, range(len(records)), batch_size, device)
+    ]
     model.train(was_training)
     return out
 

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -241,6 +242,34 @@ def train_and_save(trainer: Trainer, time_cb: TimeLimitCallback | None = None) -
     return metrics
 
 
+def model_batches(
+    model: nn.Module,
+    processor: Any,
+    records: Sequence[dict],
+    indices: Sequence[int],
+    batch_size: int,
+    device: Any,
+    with_loss: bool = False,
+    context: Any = contextlib.nullcontext,
+):
+    """Encode ``records[indices]`` in batches, longest first (less padding), and run ``model`` on each (under
+    ``context()``): yields ``(record indices, encoding, model output)``. With ``with_loss`` the gold targets go in."""
+    order = sorted(indices, key=lambda i: len(records[i]["text"]) + len(records[i].get("bg") or ""), reverse=True)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        enc = processor([records[i] for i in idx], return_tensors="pt")
+        kwargs = {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device)}
+        if "pixel_values" in enc:
+            kwargs["pixel_values"] = enc["pixel_values"].to(device)
+            kwargs["image_mask"] = enc["image_mask"].to(device)
+        if with_loss:
+            kwargs["span_graph_links"] = enc["span_graph_links"].to(device)
+            kwargs["label_drop_targets"] = enc["label_drop_targets"].to(device)
+        with context():
+            out = model(**kwargs)
+        yield idx, enc, out
+
+
 def time_limit_callback(args: TrainingArguments) -> TimeLimitCallback | None:
     """The :class:`TimeLimitCallback` of ``args.max_minutes`` (``--max_minutes``), or None without a budget."""
     minutes = getattr(args, "max_minutes", None)
@@ -463,21 +492,10 @@ class LDNetTrainer(Trainer):
         model.eval()
         device = self.args.device
         threshold = self._decode_threshold()
-        order = sorted(indices, key=lambda i: len(records[i]["text"]) + len(records[i]["bg"]), reverse=True)
         results: list[tuple[int, dict]] = []
         stats = {"loss": 0.0, "span_graph_loss": 0.0, "label_drop_loss": 0.0, "features": 0, "budget_exhausted": 0}
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            enc = self.processor([records[i] for i in idx], return_tensors="pt")
-            kwargs = {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device)}
-            if "pixel_values" in enc:
-                kwargs["pixel_values"] = enc["pixel_values"].to(device)
-                kwargs["image_mask"] = enc["image_mask"].to(device)
-            if with_loss:
-                kwargs["span_graph_links"] = enc["span_graph_links"].to(device)
-                kwargs["label_drop_targets"] = enc["label_drop_targets"].to(device)
-            with self.compute_loss_context_manager():
-                out = model(**kwargs)
+        for idx, enc, out in model_batches(model, self.processor, records, indices, batch_size, device, with_loss,
+                                           self.compute_loss_context_manager):
             nf = int(enc["input_ids"].shape[0])
             if out.loss is not None:
                 stats["loss"] += float(out.loss) * nf
@@ -592,6 +610,7 @@ __all__ = [
     "TimeLimitCallback",
     "default_metric_for",
     "distillation_loss",
+    "model_batches",
     "distillation_per_record",
     "ldnet_parameter_groups",
 ]
