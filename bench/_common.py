@@ -138,7 +138,8 @@ def machine_info() -> dict[str, Any]:
 def write_json(name: str, data: dict[str, Any], out_dir: Path | None = None) -> Path:
     out_dir = Path(out_dir or RESULTS_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.json"
+    path = out_dir / f"{name}.json"  # a name may hold a sub-folder ("conll03_budget/10min-ldnet-s1")
+    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "machine": machine_info(), **data}
     path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
     return path
@@ -300,7 +301,8 @@ def quick_finetune(model, processor, records: list[dict], steps: int, batch_size
 # ---------------------------------------------------------------------------------------------------------------
 
 
-BUDGET_KEYS = ("max_minutes", "max_steps", "seed", "batch_size", "lr", "head_lr", "warmup_steps", "threads")
+BUDGET_KEYS = ("max_minutes", "max_steps", "seed", "batch_size", "lr", "head_lr", "warmup_steps", "threads",
+               "scheduler")
 
 
 def add_budget_args(ap, max_minutes: float = 2.0) -> None:
@@ -313,6 +315,9 @@ def add_budget_args(ap, max_minutes: float = 2.0) -> None:
     ap.add_argument("--head_lr", type=float, default=5e-4, help="learning rate of the heads")
     ap.add_argument("--warmup_steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--scheduler", default="constant_with_warmup", choices=("constant_with_warmup", "linear", "cosine"),
+                    help="LR schedule after warm-up; linear/cosine decay over the time budget "
+                         "(trainers.trainer.time_budget_scheduler) when --max_minutes is set")
 
 
 def budget_kwargs(args) -> dict[str, Any]:
@@ -321,9 +326,11 @@ def budget_kwargs(args) -> dict[str, Any]:
 
 
 def training_args(output_dir: str, *, batch_size: int, lr: float, head_lr: float, seed: int, max_steps: int | None,
-                  warmup_steps: int, logging_steps: int = 50, **kwargs: Any):
-    """``LDNetTrainingArguments`` shared by LDNet and the baselines: constant LR after a linear warm-up (a wall-time
-    budget has no known total step count for a cosine), SPEC §7.1 AdamW settings, no checkpoints, no eval."""
+                  warmup_steps: int, logging_steps: int = 50, scheduler: str = "constant_with_warmup",
+                  max_seconds: float | None = None, **kwargs: Any):
+    """``LDNetTrainingArguments`` shared by LDNet and the baselines: ``scheduler`` after a linear warm-up (with a
+    wall-time budget ``max_seconds``, linear/cosine decay over the time: ``time_budget_scheduler``), SPEC §7.1 AdamW
+    settings, no checkpoints, no eval."""
     from trainers import LDNetTrainingArguments
 
     return LDNetTrainingArguments(
@@ -332,7 +339,8 @@ def training_args(output_dir: str, *, batch_size: int, lr: float, head_lr: float
         per_device_eval_batch_size=32,
         learning_rate=lr,
         head_learning_rate=head_lr,
-        lr_scheduler_type="constant_with_warmup",
+        lr_scheduler_type=scheduler,
+        max_minutes=max_seconds / 60.0 if max_seconds else None,
         warmup_steps=warmup_steps,
         max_steps=max_steps if max_steps else 10**7,
         seed=seed,
@@ -374,7 +382,8 @@ def step_clock():
 def train_eval_ldnet(train_records: list[dict], test_records: list[dict], *, max_seconds: float | None,
                      max_steps: int | None = None, seed: int = 1227, batch_size: int = 16, lr: float = 5e-5,
                      head_lr: float = 5e-4, warmup_steps: int = 20, threads: int = 1, config: dict | None = None,
-                     output_dir: str | None = None) -> dict:
+                     output_dir: str | None = None, scheduler: str = "constant_with_warmup",
+                     group_by_length: bool = False, max_length: int = 512) -> dict:
     """Train a fresh LDNet (MiniLM) with ``LDNetTrainer`` for ``max_seconds`` of wall time (or ``max_steps``), then
     decode ``test_records``; returns the flat UIE metrics (``test_ent_f1``, ``test_rel_strict_f1``, ...) and
     bookkeeping (steps, seconds, records seen)."""
@@ -388,11 +397,12 @@ def train_eval_ldnet(train_records: list[dict], test_records: list[dict], *, max
     quiet_transformers()
     torch.set_num_threads(threads)
     set_seed(seed)
-    processor = make_processor()
+    processor = make_processor(max_length=max_length)
     model = make_ldnet(processor, **(config or {}))
     with tempfile.TemporaryDirectory(dir=output_dir) as tmp:
         args = training_args(tmp, batch_size=batch_size, lr=lr, head_lr=head_lr, seed=seed, max_steps=max_steps,
-                             warmup_steps=warmup_steps)
+                             warmup_steps=warmup_steps, scheduler=scheduler, max_seconds=max_seconds,
+                             **({"train_sampling_strategy": "group_by_length"} if group_by_length else {}))
         clock = step_clock()
         callbacks = ([TimeLimitCallback(max_seconds)] if max_seconds else []) + [clock]
         trainer = LDNetTrainer(model=model, args=args, train_dataset=train_records, processing_class=processor,

@@ -54,7 +54,8 @@ PAPER = {
 
 def run(data: dict[str, tuple[list[dict], list[dict]]], *, settings: list[str] = tuple(SETTINGS),
         max_minutes: float | None = 2.0, max_steps: int | None = None, seed: int = 1227, batch_size: int = 16,
-        lr: float = 5e-5, head_lr: float = 5e-4, warmup_steps: int = 20, threads: int = 1) -> dict:
+        lr: float = 5e-5, head_lr: float = 5e-4, warmup_steps: int = 20, threads: int = 1,
+        scheduler: str = "constant_with_warmup") -> dict:
     """``data``: dataset name -> (train records, test records). Returns per dataset and setting the metrics."""
     budget = max_minutes * 60 if max_minutes else None
     out: dict[str, Any] = {"results": {}, "paper": PAPER}
@@ -64,7 +65,7 @@ def run(data: dict[str, tuple[list[dict], list[dict]]], *, settings: list[str] =
             t0 = time.perf_counter()
             r = C.train_eval_ldnet(train, test, max_seconds=budget, max_steps=max_steps, seed=seed,
                                    batch_size=batch_size, lr=lr, head_lr=head_lr, warmup_steps=warmup_steps,
-                                   threads=threads, config=SETTINGS[st])
+                                   threads=threads, config=SETTINGS[st], scheduler=scheduler)
             m = r["metrics"]
             row = {
                 "rel_strict_f1": m.get("test_rel_strict_f1"),

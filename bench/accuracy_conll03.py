@@ -111,7 +111,8 @@ class BIODataset(torch.utils.data.Dataset):
 def train_eval_token_cls(train_records: list[dict], test_records: list[dict], *, max_seconds: float | None,
                          max_steps: int | None = None, seed: int = 1227, batch_size: int = 16, lr: float = 5e-5,
                          head_lr: float = 5e-4, warmup_steps: int = 20, threads: int = 1,
-                         types: list[str] = ENT_TYPES) -> dict:
+                         types: list[str] = ENT_TYPES, scheduler: str = "constant_with_warmup",
+                         group_by_length: bool = False) -> dict:
     """Same budget/optimiser recipe as :func:`_common.train_eval_ldnet`, for a BIO token classifier."""
     import tempfile
 
@@ -132,7 +133,7 @@ def train_eval_token_cls(train_records: list[dict], test_records: list[dict], *,
 
     from trainers import TimeLimitCallback, ldnet_parameter_groups
     from trainers.metrics import compute_uie_metrics, flatten
-    from trainers.trainer import DEFAULT_NO_DECAY_PATTERN
+    from trainers.trainer import DEFAULT_NO_DECAY_PATTERN, time_budget_scheduler
 
     C.quiet_transformers()
     torch.set_num_threads(threads)
@@ -156,11 +157,21 @@ def train_eval_token_cls(train_records: list[dict], test_records: list[dict], *,
                 self.optimizer = cls(groups, **kw)
             return self.optimizer
 
+        def create_scheduler(self, num_training_steps, optimizer=None):  # the same time-based decay as LDNetTrainer
+            if self.lr_scheduler is None and max_seconds and scheduler in ("linear", "cosine"):
+                self.lr_scheduler = time_budget_scheduler(
+                    self.optimizer if optimizer is None else optimizer, max_seconds, scheduler,
+                    warmup_steps=self.args.get_warmup_steps(num_training_steps),
+                    num_training_steps=num_training_steps if max_steps else None)
+                return self.lr_scheduler
+            return super().create_scheduler(num_training_steps, optimizer)
+
     train_ds = BIODataset(tok, train_records, labels)
     test_ds = BIODataset(tok, test_records, labels)
     with tempfile.TemporaryDirectory() as tmp:
         args = C.training_args(tmp, batch_size=batch_size, lr=lr, head_lr=head_lr, seed=seed, max_steps=max_steps,
-                               warmup_steps=warmup_steps)
+                               warmup_steps=warmup_steps, scheduler=scheduler, max_seconds=max_seconds,
+                               **({"train_sampling_strategy": "group_by_length"} if group_by_length else {}))
         clock = C.step_clock()
         callbacks = ([TimeLimitCallback(max_seconds)] if max_seconds else []) + [clock]
         trainer = BaselineTrainer(model=model, args=args, train_dataset=train_ds,
@@ -211,30 +222,28 @@ def select(records: list[dict], limit: int | None, seed: int) -> list[dict]:
 
 def run(train_records: list[dict], test_records: list[dict], *, max_minutes: float | None = 2.0,
         max_steps: int | None = None, seed: int = 1227, batch_size: int = 16, lr: float = 5e-5,
-        head_lr: float = 5e-4, warmup_steps: int = 20, threads: int = 1, order: str = "ldnet_first") -> dict:
-    """Train and evaluate both models; returns ``{"ldnet": ..., "token_cls": ..., "summary": ...}``."""
+        head_lr: float = 5e-4, warmup_steps: int = 20, threads: int = 1, order: str = "ldnet_first",
+        scheduler: str = "constant_with_warmup", group_by_length: bool = False, only: str | None = None) -> dict:
+    """Train and evaluate both models (or ``only`` one of them: run the other in a second process beside it);
+    returns ``{"ldnet": ..., "token_cls": ..., "summary": ...}``."""
     budget = max_minutes * 60 if max_minutes else None
     kw = {"max_seconds": budget, "max_steps": max_steps, "seed": seed, "batch_size": batch_size, "lr": lr,
-          "head_lr": head_lr, "warmup_steps": warmup_steps, "threads": threads}
+          "head_lr": head_lr, "warmup_steps": warmup_steps, "threads": threads, "scheduler": scheduler,
+          "group_by_length": group_by_length}
     res: dict[str, Any] = {}
     runs = [("ldnet", lambda: C.train_eval_ldnet(train_records, test_records, **kw)),
             ("token_cls", lambda: train_eval_token_cls(train_records, test_records, **kw))]
     if order != "ldnet_first":
         runs.reverse()
+    if only:
+        runs = [r for r in runs if r[0] == only]
     for name, fn in runs:
         t0 = time.perf_counter()
         res[name] = fn()
         print(f"[accuracy_conll03] {name}: {res[name]['steps']} steps in {res[name]['train_seconds']:.0f}s, "
               f"metrics {_short(res[name]['metrics'])} ({time.perf_counter() - t0:.0f}s in all)", flush=True)
-    ld, tc = res["ldnet"]["metrics"], res["token_cls"]["metrics"]
-    res["summary"] = {
-        "ldnet_entity_strict_f1": ld.get("test_ent_f1"),
-        "token_cls_seqeval_f1": tc["seqeval_f1"],
-        "token_cls_seqeval_strict_f1": tc["seqeval_strict_iob2_f1"],
-        "token_cls_uie_ent_f1": tc["uie_ent_f1_crosscheck"],
-        "delta_f1_ldnet_minus_token_cls": (ld.get("test_ent_f1") or 0.0) - tc["seqeval_f1"],
-        "ldnet_steps": res["ldnet"]["steps"],
-        "token_cls_steps": res["token_cls"]["steps"],
+    res["summary"] = summarise(res)
+    res["summary"].update({
         "train_records": len(train_records),
         "test_records": len(test_records),
         "budget_minutes_each": max_minutes,
@@ -245,8 +254,56 @@ def run(train_records: list[dict], test_records: list[dict], *, max_minutes: flo
         "head_lr": head_lr,
         "warmup_steps": warmup_steps,
         "threads": threads,
-    }
+        "scheduler": scheduler,
+        "group_by_length": group_by_length,
+        "instruction": (train_records[0].get("instruction") if train_records else None),
+    })
     return res
+
+
+def summarise(res: dict) -> dict:
+    """The headline numbers of one run (either model may be missing when a process ran ``only`` one)."""
+    ld = (res.get("ldnet") or {}).get("metrics") or {}
+    tc = (res.get("token_cls") or {}).get("metrics") or {}
+    out = {
+        "ldnet_entity_strict_f1": ld.get("test_ent_f1"),
+        "token_cls_seqeval_f1": tc.get("seqeval_f1"),
+        "token_cls_seqeval_strict_f1": tc.get("seqeval_strict_iob2_f1"),
+        "token_cls_uie_ent_f1": tc.get("uie_ent_f1_crosscheck"),
+        "ldnet_steps": (res.get("ldnet") or {}).get("steps"),
+        "token_cls_steps": (res.get("token_cls") or {}).get("steps"),
+    }
+    if ld and tc:
+        out["delta_f1_ldnet_minus_token_cls"] = (ld.get("test_ent_f1") or 0.0) - tc["seqeval_f1"]
+    return out
+
+
+def merge_seeds(paths: list[str]) -> dict:
+    """Runs of one budget made in separate processes (``--only`` x seeds) -> mean +- std (population) per model."""
+    import json
+    import statistics
+
+    rows: dict[str, dict[int, float]] = {"ldnet": {}, "token_cls": {}}
+    steps: dict[str, dict[int, int]] = {"ldnet": {}, "token_cls": {}}
+    budget = set()
+    for p in paths:
+        r = json.loads(open(p).read())
+        s = r["summary"]
+        budget.add(s.get("budget_minutes_each"))
+        if s.get("ldnet_entity_strict_f1") is not None:
+            rows["ldnet"][s["seed"]] = s["ldnet_entity_strict_f1"]
+            steps["ldnet"][s["seed"]] = s["ldnet_steps"]
+        if s.get("token_cls_seqeval_f1") is not None:
+            rows["token_cls"][s["seed"]] = s["token_cls_seqeval_f1"]
+            steps["token_cls"][s["seed"]] = s["token_cls_steps"]
+    out: dict[str, Any] = {"budget_minutes_each": sorted(b for b in budget if b is not None), "files": paths}
+    for name, vals in rows.items():
+        v = [100 * x for x in vals.values()]
+        out[name] = {"seeds": sorted(vals), "f1": v, "steps": [steps[name][k] for k in sorted(vals)],
+                     "mean": statistics.mean(v) if v else None, "std": statistics.pstdev(v) if v else None}
+    if out["ldnet"]["mean"] is not None and out["token_cls"]["mean"] is not None:
+        out["delta_mean"] = out["ldnet"]["mean"] - out["token_cls"]["mean"]
+    return out
 
 
 def _short(m: dict) -> str:
@@ -276,21 +333,46 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--train_limit", type=int, default=0, help="random training subset (0: all 14041)")
     ap.add_argument("--test_limit", type=int, default=1000, help="random test subset (0: all 3453)")
     ap.add_argument("--order", choices=["ldnet_first", "token_cls_first"], default="ldnet_first")
+    ap.add_argument("--only", choices=["ldnet", "token_cls"], default=None,
+                    help="train one model (run the other in a second process beside it, one thread each)")
+    ap.add_argument("--group_by_length", action="store_true", help="length-grouped batches (both models)")
+    ap.add_argument("--instruction", default=None,
+                    help="LDNet's instruction ('' = none; default: the converter's); the tagger has no prompt")
     ap.add_argument("--data_dir", default=None, help="CoNLL03 source folder (default: shared/data/conll03)")
     ap.add_argument("--name", default="accuracy_conll03")
+    ap.add_argument("--merge_seeds", nargs="+", default=None, metavar="RESULT_JSON",
+                    help="mean +- std over the result files of separate runs (seeds, --only halves); trains nothing")
     args = ap.parse_args(argv)
-    train = select(C.load_split("conll03", "train", args.data_dir), args.train_limit, args.seed)
-    test = select(C.load_split("conll03", "test", args.data_dir), args.test_limit, args.seed + 1)
-    res = run(train, test, order=args.order, **C.budget_kwargs(args))
+    if args.merge_seeds:
+        merged = merge_seeds(args.merge_seeds)
+        for name in ("ldnet", "token_cls"):
+            m = merged[name]
+            if m["mean"] is not None:
+                print(f"[accuracy_conll03] {name:<9} {m['mean']:.2f} +- {m['std']:.2f} (seeds {m['seeds']}, "
+                      f"F1 {[round(x, 2) for x in m['f1']]}, steps {m['steps']})")
+        if "delta_mean" in merged:
+            print(f"[accuracy_conll03] LDNet - tagger: {merged['delta_mean']:+.2f} F1")
+        print(f"wrote {C.write_json(args.name, merged)}")
+        return merged
+    opts = {} if args.instruction is None else {"instruction": args.instruction}
+    train = select(C.load_split("conll03", "train", args.data_dir, **opts), args.train_limit, args.seed)
+    test = select(C.load_split("conll03", "test", args.data_dir, **opts), args.test_limit, args.seed + 1)
+    res = run(train, test, order=args.order, only=args.only, group_by_length=args.group_by_length,
+              **C.budget_kwargs(args))
     out = {k: {kk: vv for kk, vv in v.items() if kk != "predictions"} if isinstance(v, dict) else v
            for k, v in res.items()}
-    print(res["token_cls"]["report"])
     s = res["summary"]
-    print(f"[accuracy_conll03] LDNet entity strict F1 {s['ldnet_entity_strict_f1']:.4f} vs TokenCls seqeval F1 "
-          f"{s['token_cls_seqeval_f1']:.4f} (strict IOB2 {s['token_cls_seqeval_strict_f1']:.4f}, as UIE spans "
-          f"{s['token_cls_uie_ent_f1']:.4f}); delta {s['delta_f1_ldnet_minus_token_cls']:+.4f}")
+    if "token_cls" in res:
+        print(res["token_cls"]["report"])
+    if "delta_f1_ldnet_minus_token_cls" in s:
+        print(f"[accuracy_conll03] LDNet entity strict F1 {s['ldnet_entity_strict_f1']:.4f} vs TokenCls seqeval F1 "
+              f"{s['token_cls_seqeval_f1']:.4f} (strict IOB2 {s['token_cls_seqeval_strict_f1']:.4f}, as UIE spans "
+              f"{s['token_cls_uie_ent_f1']:.4f}); delta {s['delta_f1_ldnet_minus_token_cls']:+.4f}")
     path = C.write_json(args.name, out)
-    print(f"wrote {path} and {plot(res, args.name)}")
+    if args.only:
+        print(f"wrote {path}")
+    else:
+        print(f"wrote {path} and {plot(res, args.name)}")
     return res
 
 

@@ -87,6 +87,9 @@ def main(argv=None) -> dict:
     p.add_argument("--out", required=True)
     p.add_argument("--dataset", default="conll04", choices=("conll04", "aste-14res"))
     p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--max_minutes", type=float, default=None,
+                   help="wall-clock training budget (the LR decays over it; --steps stays a cap)")
+    p.add_argument("--window_stride", type=int, default=None, help="processor window stride (long texts)")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--head_lr", type=float, default=2e-3)
@@ -111,13 +114,15 @@ def main(argv=None) -> dict:
         dd, _ = convert_benchmark(a.dataset, data / "aste", progress=False, instruction="")
     dev = dd["dev"] if not a.dev else dd["dev"].select(range(a.dev))
     enc = str(minilm_path())
-    processor = LDNetProcessor(tokenizer=AutoTokenizer.from_pretrained(enc), max_length=a.max_length)
+    processor = LDNetProcessor(tokenizer=AutoTokenizer.from_pretrained(enc), max_length=a.max_length,
+                               **({"window_stride": a.window_stride} if a.window_stride else {}))
     model = LDNetModel.from_encoder(enc, tokenizer=processor.tokenizer, **json.loads(a.config))
     args = LDNetTrainingArguments(
         output_dir=a.out, max_steps=a.steps, per_device_train_batch_size=a.batch_size, per_device_eval_batch_size=32,
         learning_rate=a.lr, head_learning_rate=a.head_lr, warmup_steps=a.warmup, lr_scheduler_type=a.scheduler,
         train_sampling_strategy="group_by_length", logging_steps=50, save_strategy="no", eval_strategy="no",
         report_to="none", disable_tqdm=True, use_cpu=True, dataloader_pin_memory=False, seed=a.seed,
+        max_minutes=a.max_minutes,
     )
     trainer = LDNetTrainer(model=model, args=args, train_dataset=dd["train"], eval_dataset=dev,
                            processing_class=processor)
@@ -127,7 +132,8 @@ def main(argv=None) -> dict:
     m = trainer.evaluate()
     res = {"dataset": a.dataset, "config": json.loads(a.config), "seed": a.seed, "steps": trainer.state.global_step, "batch": a.batch_size,
            "effective": {k: getattr(model.config, k) for k in EFFECTIVE},
-           "lr": a.lr, "head_lr": a.head_lr, "train_seconds": round(train_s, 1)}
+           "lr": a.lr, "head_lr": a.head_lr, "train_seconds": round(train_s, 1), "max_minutes": a.max_minutes,
+           "threads": a.threads}
     res.update({k: round(v, 4) for k, v in m.items() if k.startswith("eval_") and ("f1" in k or "_p" in k or "_r" in k
                                                                                   or "precision" in k or "recall" in k)})
     keep = ("ent_f1", "ent_precision", "ent_recall", "rel_strict_f1", "rel_strict_precision", "rel_strict_recall",

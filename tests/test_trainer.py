@@ -214,6 +214,80 @@ def test_optimizer_param_groups_exact(tmp_path, proc):
     assert {g["lr"] for g in groups} == {3e-5} and {g["weight_decay"] for g in groups} == {0.0, 0.01}
 
 
+class FakeClock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine", "constant_with_warmup"])
+def test_time_budget_scheduler_decays_over_the_clock(kind):
+    """--max_minutes: warm-up by steps, then decay by elapsed / budget (or steps / total, whichever is further)."""
+    from trainers.trainer import time_budget_scheduler
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    clock = FakeClock()
+    sched = time_budget_scheduler(opt, 60.0, kind, warmup_steps=2, num_training_steps=100, clock=clock)
+    seen = []
+    for step, t in [(1, 0.0), (2, 15.0), (3, 30.0), (4, 45.0), (90, 45.0), (5, 60.0), (6, 120.0)]:
+        clock.t = 100.0 + t
+        sched.last_epoch = step - 1
+        sched.step()  # -> last_epoch == step
+        seen.append(opt.param_groups[0]["lr"])
+    if kind == "linear":
+        want = [0.5, 0.75, 0.5, 0.25, 0.1, 0.0, 0.0]  # step 90/100 beats 45 s / 60 s
+    elif kind == "cosine":
+        c = [0.5 * (1 + math.cos(math.pi * p)) for p in (0.25, 0.5, 0.75, 0.9, 1.0, 1.0)]
+        want = [0.5, *c]
+    else:
+        want = [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert seen == pytest.approx(want, abs=1e-12)
+    # a fractional warm-up is a fraction of the budget: 0.2 -> 12 s of warm-up, then decay over the other 48 s
+    clock.t = 0.0
+    sched = time_budget_scheduler(opt, 60.0, kind, warmup_fraction=0.2, clock=clock)
+    got = []
+    for t in (6.0, 12.0, 36.0, 60.0):
+        clock.t = t
+        sched.step()
+        got.append(opt.param_groups[0]["lr"])
+    tail = {"linear": [1.0, 0.5, 0.0], "cosine": [1.0, 0.5, 0.0], "constant_with_warmup": [1.0, 1.0, 1.0]}[kind]
+    assert got == pytest.approx([0.5, *tail], abs=1e-12)
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        time_budget_scheduler(opt, 60.0, kind, warmup_fraction=1.0)
+    with pytest.raises(ValueError, match="polynomial"):
+        time_budget_scheduler(opt, 60.0, "polynomial")
+    with pytest.raises(ValueError, match="max_seconds"):
+        time_budget_scheduler(opt, 0.0, "linear")
+
+
+def test_max_minutes_brings_its_stop_callback_and_time_schedule(tmp_path, proc):
+    """LDNetTrainingArguments(max_minutes=...) alone: the trainer stops by time and decays the LR over the budget."""
+    from trainers import TimeLimitCallback
+
+    model = T.tiny_model(proc)
+    args = targs(tmp_path, max_minutes=0.5, lr_scheduler_type="linear", warmup_steps=0.1)
+    trainer = LDNetTrainer(model=model, args=args, processing_class=proc)
+    cbs = [cb for cb in trainer.callback_handler.callbacks if isinstance(cb, TimeLimitCallback)]
+    assert cbs == [trainer.time_limit] and trainer.time_limit.max_seconds == 30.0
+    opt = trainer.create_optimizer()
+    sched = trainer.create_scheduler(num_training_steps=10**7, optimizer=opt)
+    assert isinstance(sched, torch.optim.lr_scheduler.LambdaLR)
+    # 10 % warm-up = the first 3 s of the 30 s budget (not 10 % of 1e7 steps): a few ms in, the LR is still ~0
+    assert 0.0 <= sched.lr_lambdas[0](5) < 0.05
+    # a caller's own TimeLimitCallback is used, not doubled
+    own = TimeLimitCallback(5.0)
+    trainer = LDNetTrainer(model=model, args=args, processing_class=proc, callbacks=[own])
+    assert [cb for cb in trainer.callback_handler.callbacks if isinstance(cb, TimeLimitCallback)] == [own]
+    # no budget: the Trainer's step schedule
+    trainer = LDNetTrainer(model=model, args=targs(tmp_path, lr_scheduler_type="linear", warmup_steps=0),
+                           processing_class=proc)
+    assert trainer.time_limit is None
+    sched = trainer.create_scheduler(num_training_steps=10, optimizer=trainer.create_optimizer())
+    assert sched.lr_lambdas[0](5) == pytest.approx(0.5)
+
+
 # ------------------------------------------------------------------------------------------------ grad accumulation
 
 

@@ -228,6 +228,58 @@ class TimeLimitCallback(TrainerCallback):
         return control
 
 
+def time_budget_scheduler(
+    optimizer: torch.optim.Optimizer,
+    max_seconds: float,
+    kind: str = "linear",
+    warmup_steps: int = 0,
+    num_training_steps: int | None = None,
+    warmup_fraction: float = 0.0,
+    clock: Any = time.monotonic,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """An LR schedule that decays over a wall-clock budget (``--max_minutes``) instead of a step count.
+
+    A time budget has no known step total, so a step-based decay either barely decays (it sees the epochs' steps)
+    or must guess. Here progress is ``p = max(elapsed / max_seconds, step / num_training_steps)`` (whichever budget
+    ends first; the clock starts when the scheduler is built, i.e. when training starts). The warm-up is
+    ``warmup_steps`` steps, or (``warmup_fraction`` > 0, e.g. ``--warmup_steps 0.05``) the first ``warmup_fraction``
+    of ``p``. After it the multiplier is ``1 - q`` (``linear``) or ``0.5 (1 + cos(pi q))`` (``cosine``) with ``q`` the
+    progress past the warm-up (``q = p`` after a step warm-up, ``(p - f) / (1 - f)`` after a fractional one);
+    ``constant`` / ``constant_with_warmup`` stay at 1.
+    """
+    import math
+
+    if kind not in ("linear", "cosine", "constant", "constant_with_warmup"):
+        raise ValueError(f"time_budget_scheduler: lr_scheduler_type {kind!r} has no time-based form "
+                         "(use linear, cosine, constant or constant_with_warmup)")
+    if max_seconds <= 0:
+        raise ValueError(f"time_budget_scheduler: max_seconds must be > 0, got {max_seconds}")
+    if not 0.0 <= warmup_fraction < 1.0:
+        raise ValueError(f"time_budget_scheduler: warmup_fraction must be in [0, 1), got {warmup_fraction}")
+    start = clock()
+    total = num_training_steps if num_training_steps and num_training_steps > 0 else None
+
+    def progress(step: int) -> float:
+        p = (clock() - start) / max_seconds
+        if total is not None:
+            p = max(p, step / total)
+        return min(max(p, 0.0), 1.0)
+
+    def factor(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return float(step) / float(warmup_steps)
+        p = progress(step) if warmup_fraction > 0 or kind in ("linear", "cosine") else 0.0
+        if warmup_fraction > 0:
+            if p < warmup_fraction:
+                return p / warmup_fraction
+            p = (p - warmup_fraction) / (1.0 - warmup_fraction)
+        if kind in ("constant", "constant_with_warmup"):
+            return 1.0
+        return 1.0 - p if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * p))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def train_and_save(trainer: Trainer, time_cb: TimeLimitCallback | None = None) -> dict[str, Any]:
     """``trainer.train()`` (``--resume_from_checkpoint auto|last|latest`` = the output folder's last checkpoint),
     ``save_model()``, and the train metrics (plus ``stopped_by_time_limit_at_step`` when ``time_cb`` stopped it)."""
@@ -343,6 +395,13 @@ class LDNetTrainer(Trainer):
         )
         # our forward takes **kwargs, which would make Trainer believe it normalises by num_items_in_batch
         self.model_accepts_loss_kwargs = False
+        # --max_minutes: the stop callback comes with the arguments (unless the caller passed its own)
+        self.time_limit: TimeLimitCallback | None = next(
+            (cb for cb in self.callback_handler.callbacks if isinstance(cb, TimeLimitCallback)), None)
+        if self.time_limit is None:
+            self.time_limit = time_limit_callback(self.args)
+            if self.time_limit is not None:
+                self.add_callback(self.time_limit)
         self.processor = processor
         self.teacher_store = teacher_store
         if teacher_store is not None:
@@ -476,6 +535,25 @@ class LDNetTrainer(Trainer):
             optimizer_kwargs = {k: v for k, v in optimizer_kwargs.items() if k not in ("params", "model")}
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
+        """With ``--max_minutes``, a linear/cosine schedule decays over the time budget (:func:`time_budget_scheduler`:
+        whichever of the time and step budgets ends first; a fractional ``warmup_steps`` is a fraction of the budget,
+        not of the epochs' steps); otherwise the Trainer's."""
+        minutes = getattr(self.args, "max_minutes", None)
+        kind = str(getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type))
+        if self.lr_scheduler is None and minutes and kind in ("linear", "cosine"):
+            warmup = float(self.args.warmup_steps or 0)
+            fraction = warmup if 0 < warmup < 1 else 0.0  # a ratio of an unknown step total: of the budget instead
+            self.lr_scheduler = time_budget_scheduler(
+                self.optimizer if optimizer is None else optimizer, float(minutes) * 60.0, kind,
+                warmup_steps=0 if fraction else int(warmup),
+                num_training_steps=num_training_steps if self.args.max_steps > 0 else None,
+                warmup_fraction=fraction,
+            )
+            self._created_lr_scheduler = True
+            return self.lr_scheduler
+        return super().create_scheduler(num_training_steps, optimizer)
 
     # -- extraction / evaluation ----------------------------------------------------------------------------------
     def _decode_threshold(self) -> float | list[float] | None:
