@@ -157,6 +157,11 @@ def train_eval_token_cls(train_records: list[dict], test_records: list[dict], *,
                 self.optimizer = cls(groups, **kw)
             return self.optimizer
 
+        def _get_eval_sampler(self, eval_dataset):
+            # transformers 5 applies train_sampling_strategy="group_by_length" to evaluation too, which reorders
+            # predict()'s rows against test_ds.items; score them in order
+            return torch.utils.data.SequentialSampler(eval_dataset)
+
         def create_scheduler(self, num_training_steps, optimizer=None):  # the same time-based decay as LDNetTrainer
             if self.lr_scheduler is None and max_seconds and scheduler in ("linear", "cosine"):
                 self.lr_scheduler = time_budget_scheduler(
@@ -181,6 +186,7 @@ def train_eval_token_cls(train_records: list[dict], test_records: list[dict], *,
         t0 = time.perf_counter()
         out = trainer.predict(test_ds)
         eval_s = time.perf_counter() - t0
+    check_aligned(out.label_ids, test_ds.items)
     pred_ids = np.argmax(out.predictions, axis=-1)
     y_true, y_pred, pred_ans = [], [], []
     for it, row in zip(test_ds.items, pred_ids):
@@ -205,6 +211,16 @@ def train_eval_token_cls(train_records: list[dict], test_records: list[dict], *,
             "records_seen": clock.steps * batch_size, "eval_seconds": eval_s,
             "report": classification_report(y_true, y_pred, output_dict=False, zero_division=0),
             "predictions": pred_ans}
+
+
+def check_aligned(label_ids, items: list[dict]) -> None:
+    """``predict()`` returns rows in the test set's order: its gold labels must equal each item's (a reordering
+    sampler would silently score every sentence against another one's predictions)."""
+    for k, it in enumerate(items):
+        row = np.asarray(label_ids[k])
+        n = len(it["labels"])
+        if row[:n].tolist() != it["labels"] or (row[n:] != -100).any():
+            raise RuntimeError(f"token-classification predictions are out of order at test row {k}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -327,6 +343,21 @@ def plot(res: dict, name: str = "accuracy_conll03"):
     return C.save_plot(fig, name)
 
 
+def plot_seeds(merged: dict, name: str):
+    """Bars: mean +- std over seeds of LDNet's entity strict F1 and the tagger's seqeval F1 (:func:`merge_seeds`)."""
+    plt = C.pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    names = [n for n in ("ldnet", "token_cls") if merged[n]["mean"] is not None]
+    vals = [merged[n]["mean"] for n in names]
+    bars = ax.bar(["LDNet\n(entity strict F1)" if n == "ldnet" else "TokenCls BIO\n(seqeval F1)" for n in names],
+                  vals, yerr=[merged[n]["std"] for n in names], capsize=6, color=["C1", "C0"][: len(names)])
+    C.label_bars(ax, bars, vals, "{:.2f}")
+    ax.set_ylabel("F1 (%)")
+    seeds = ", ".join(f"{n}: {len(merged[n]['seeds'])} seeds" for n in names)
+    ax.set_title(f"CoNLL03 test, MiniLM-L6, {merged['budget_minutes_each']} min each, one core ({seeds})", fontsize=8)
+    return C.save_plot(fig, name)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_budget_args(ap)
@@ -352,7 +383,7 @@ def main(argv: list[str] | None = None) -> dict:
                       f"F1 {[round(x, 2) for x in m['f1']]}, steps {m['steps']})")
         if "delta_mean" in merged:
             print(f"[accuracy_conll03] LDNet - tagger: {merged['delta_mean']:+.2f} F1")
-        print(f"wrote {C.write_json(args.name, merged)}")
+        print(f"wrote {C.write_json(args.name, merged)} and {plot_seeds(merged, args.name)}")
         return merged
     opts = {} if args.instruction is None else {"instruction": args.instruction}
     train = select(C.load_split("conll03", "train", args.data_dir, **opts), args.train_limit, args.seed)

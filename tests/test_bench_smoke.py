@@ -97,6 +97,36 @@ def test_bio_roundtrip_and_accuracy_core():
     assert s["token_cls_seqeval_f1"] == pytest.approx(s["token_cls_uie_ent_f1"], abs=1e-9)
 
 
+def test_accuracy_halves_side_by_side_and_merge_seeds(tmp_path):
+    """--only runs one model (the other runs beside it in a second process); --merge_seeds averages the halves."""
+    import json
+
+    import accuracy_conll03 as ac
+    import torch
+
+    threads = torch.get_num_threads()
+    recs = ner_records(14)  # 10 test sentences of different lengths: a length-grouping eval sampler reorders them
+    assert len({len(r["text"]) for r in recs[4:]}) > 5
+    paths = []
+    for seed, only in [(1, "ldnet"), (1, "token_cls"), (2, "ldnet")]:
+        res = ac.run(recs[:4], recs[4:], max_minutes=None, max_steps=1, batch_size=2, warmup_steps=0, seed=seed,
+                     only=only, scheduler="linear", group_by_length=True)
+        torch.set_num_threads(threads)
+        assert set(res) == {only, "summary"} and res["summary"]["seed"] == seed
+        assert "delta_f1_ldnet_minus_token_cls" not in res["summary"]
+        p = tmp_path / f"{only}-{seed}.json"
+        p.write_text(json.dumps({"summary": res["summary"]}))
+        paths.append(str(p))
+    f1 = {n: json.loads(open(p).read())["summary"] for n, p in zip(("l1", "t1", "l2"), paths)}
+    m = ac.merge_seeds(paths)
+    want_l = [100 * f1["l1"]["ldnet_entity_strict_f1"], 100 * f1["l2"]["ldnet_entity_strict_f1"]]
+    assert m["ldnet"]["seeds"] == [1, 2] and m["ldnet"]["f1"] == pytest.approx(want_l)
+    assert m["ldnet"]["mean"] == pytest.approx(sum(want_l) / 2)
+    assert m["ldnet"]["std"] == pytest.approx(abs(want_l[0] - want_l[1]) / 2)
+    assert m["token_cls"]["seeds"] == [1] and m["token_cls"]["std"] == 0.0
+    assert m["delta_mean"] == pytest.approx(m["ldnet"]["mean"] - 100 * f1["t1"]["token_cls_seqeval_f1"])
+
+
 def test_ablation_core():
     import random
 
