@@ -158,7 +158,9 @@ def _json_default(o: Any) -> Any:
 def plot_path(name: str, out_dir: Path | None = None) -> Path:
     out_dir = Path(out_dir or PLOTS_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return out_dir / f"{name}.png"
+    path = out_dir / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)  # a name may hold a sub-folder
+    return path
 
 
 def pyplot():
