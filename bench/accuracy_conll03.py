@@ -352,9 +352,11 @@ def plot_seeds(merged: dict, name: str):
     bars = ax.bar(["LDNet\n(entity strict F1)" if n == "ldnet" else "TokenCls BIO\n(seqeval F1)" for n in names],
                   vals, yerr=[merged[n]["std"] for n in names], capsize=6, color=["C1", "C0"][: len(names)])
     C.label_bars(ax, bars, vals, "{:.2f}")
-    ax.set_ylabel("F1 (%)")
-    seeds = ", ".join(f"{n}: {len(merged[n]['seeds'])} seeds" for n in names)
-    ax.set_title(f"CoNLL03 test, MiniLM-L6, {merged['budget_minutes_each']} min each, one core ({seeds})", fontsize=8)
+    ax.set_ylabel("F1 (%), mean ± std over seeds")
+    ax.set_ylim(max(0.0, min(vals) - 10), min(100.0, max(vals) + 5))
+    minutes = "/".join(f"{b:g}" for b in merged["budget_minutes_each"])
+    seeds = ", ".join(f"{len(merged[n]['seeds'])}" for n in names)
+    ax.set_title(f"CoNLL03 full test, MiniLM-L6, {minutes} min of one core each\nseeds: {seeds}", fontsize=9)
     return C.save_plot(fig, name)
 
 
