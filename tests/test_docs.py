@@ -299,6 +299,12 @@ def _check_page(name: str, workspace: set[str] | None = None) -> list[str]:
                     if t == "demo":
                         written.update(DEMO_WRITES)
                 continue
+            if tool == "bash":  # a repository script: it must exist
+                if len(words) < 2 or not (REPO / words[1]).is_file():
+                    problems.append(f"{where}: bash runs no existing script: {cmd[:80]}")
+                elif words[1].startswith("bench/"):
+                    written.add("runs/bench")
+                continue
             if tool == "python3":
                 if words[1:3] != ["-m", "venv"]:
                     problems.append(f"{where}: use .venv/bin/python, not python3: {cmd[:80]}")
