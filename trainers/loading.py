@@ -50,8 +50,8 @@ class ModelArguments:
         default=None, metadata={"help": "Processor/tokenizer folder; default: model_name_or_path."}
     )
     use_label_drop: bool | None = field(default=None, metadata={"help": "Label-drop gate + BCE (False: LDNet_MR)."})
-    label_drop_mode: str | None = field(default=None, metadata={"help": "'logit' (reference code) or 'prob' (paper)."})
-    label_drop_axis: str | None = field(default=None, metadata={"help": "'column' (reference) or 'row'."})
+    label_drop_mode: str | None = field(default=None, metadata={"help": "'log_odds' (new models), 'logit' (reference code) or 'prob' (paper)."})
+    label_drop_axis: str | None = field(default=None, metadata={"help": "'column' (reference), 'row' or 'both'."})
     label_drop_per_channel: bool | None = field(default=None, metadata={"help": "One gate head per channel."})
     label_drop_rate: float | None = field(default=None, metadata={"help": "Ablation drop rate rho in (0, 1]."})
     head_dim: int | None = field(default=None, metadata={"help": "Query/key size d_i of each channel (64)."})
