@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# Issue #14's budget benchmarks, one command each, as run for bench/RESULTS.md §10c-§10e.
+# Issue #14's budget benchmarks, one command each, as run for bench/RESULTS.md §10c-§10d.
 # Two single-thread jobs side by side (one core each, the most a 2-core machine gives), seeds 1-3.
 #
 #   bash bench/budgets.sh conll03 10     # goal 2: LDNet vs the BIO tagger, 10 min each, 3 seeds, full test set
 #   bash bench/budgets.sh conll03 50 1   # goal 2: 50 min each, seed 1
 #   bash bench/budgets.sh minutes20      # goal 3: CoNLL04 joint and ASTE 14res, 20 min of one core each, 3 seeds
-#   bash bench/budgets.sh label_drop     # goal 4: 14res at 300 steps: default gate / no gate / row gate, 3 seeds
 #
 # Results: runs/bench/results/conll03_budget/*.json (merged: conll03_budget/<N>min.json + plot) and
 # runs/budgets/*/result.json (merged tables: runs/budgets/*.md). Set PY to another interpreter if needed.
@@ -44,21 +43,8 @@ minutes20() {
   $PY bench/fast_start.py --merge "$OUT"/conll04-20min-s* "$OUT"/14res-20min-s* --out "$OUT/minutes20.md"
 }
 
-label_drop() {
-  for s in 1 2 3; do
-    $PY bench/fast_start.py --dataset aste-14res --steps 300 --test --seed "$s" --out "$OUT/aC-s$s" &
-    $PY bench/fast_start.py --dataset aste-14res --steps 300 --test --seed "$s" --out "$OUT/aD-s$s" \
-      --config '{"use_label_drop": false}' &
-    wait
-    $PY bench/fast_start.py --dataset aste-14res --steps 300 --test --seed "$s" --out "$OUT/aRow-s$s" \
-      --config '{"label_drop_axis": "row"}'
-  done
-  $PY bench/fast_start.py --merge "$OUT"/aC-s* "$OUT"/aD-s* "$OUT"/aRow-s* --out "$OUT/label_drop_14res.md"
-}
-
 case "${1:-}" in
   conll03) shift; conll03 "$@" ;;
   minutes20) minutes20 ;;
-  label_drop) label_drop ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  *) sed -n '2,11p' "$0"; exit 2 ;;
 esac
