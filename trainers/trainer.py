@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import time
 from collections import Counter
@@ -247,8 +248,6 @@ def time_budget_scheduler(
     progress past the warm-up (``q = p`` after a step warm-up, ``(p - f) / (1 - f)`` after a fractional one);
     ``constant`` / ``constant_with_warmup`` stay at 1.
     """
-    import math
-
     if kind not in ("linear", "cosine", "constant", "constant_with_warmup"):
         raise ValueError(f"time_budget_scheduler: lr_scheduler_type {kind!r} has no time-based form "
                          "(use linear, cosine, constant or constant_with_warmup)")
