@@ -133,7 +133,7 @@ def train_eval_token_cls(train_records: list[dict], test_records: list[dict], *,
 
     from trainers import TimeLimitCallback, ldnet_parameter_groups
     from trainers.metrics import compute_uie_metrics, flatten
-    from trainers.trainer import DEFAULT_NO_DECAY_PATTERN, time_budget_scheduler
+    from trainers.trainer import DEFAULT_NO_DECAY_PATTERN, budget_scheduler_for
 
     C.quiet_transformers()
     torch.set_num_threads(threads)
@@ -163,12 +163,9 @@ def train_eval_token_cls(train_records: list[dict], test_records: list[dict], *,
             return torch.utils.data.SequentialSampler(eval_dataset)
 
         def create_scheduler(self, num_training_steps, optimizer=None):  # the same time-based decay as LDNetTrainer
-            if self.lr_scheduler is None and max_seconds and scheduler in ("linear", "cosine"):
-                self.lr_scheduler = time_budget_scheduler(
-                    self.optimizer if optimizer is None else optimizer, max_seconds, scheduler,
-                    warmup_steps=self.args.get_warmup_steps(num_training_steps),
-                    num_training_steps=num_training_steps if max_steps else None)
-                return self.lr_scheduler
+            if self.lr_scheduler is None:
+                self.lr_scheduler = budget_scheduler_for(self.args, self.optimizer if optimizer is None else optimizer,
+                                                         num_training_steps)
             return super().create_scheduler(num_training_steps, optimizer)
 
     train_ds = BIODataset(tok, train_records, labels)

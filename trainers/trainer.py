@@ -279,6 +279,24 @@ def time_budget_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def budget_scheduler_for(
+    args: TrainingArguments, optimizer: torch.optim.Optimizer, num_training_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """The :func:`time_budget_scheduler` of ``args`` (``max_minutes`` with a linear/cosine ``lr_scheduler_type``;
+    a fractional ``warmup_steps`` is a fraction of the budget, not of the epochs' steps), or None without one.
+    Any ``Trainer`` subclass can return it from ``create_scheduler``."""
+    minutes = getattr(args, "max_minutes", None)
+    kind = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
+    if not minutes or kind not in ("linear", "cosine"):
+        return None
+    warmup = float(args.warmup_steps or 0)
+    fraction = warmup if 0 < warmup < 1 else 0.0
+    return time_budget_scheduler(
+        optimizer, float(minutes) * 60.0, kind, warmup_steps=0 if fraction else int(warmup),
+        num_training_steps=num_training_steps if args.max_steps > 0 else None, warmup_fraction=fraction,
+    )
+
+
 def train_and_save(trainer: Trainer, time_cb: TimeLimitCallback | None = None) -> dict[str, Any]:
     """``trainer.train()`` (``--resume_from_checkpoint auto|last|latest`` = the output folder's last checkpoint),
     ``save_model()``, and the train metrics (plus ``stopped_by_time_limit_at_step`` when ``time_cb`` stopped it)."""
@@ -536,22 +554,15 @@ class LDNetTrainer(Trainer):
         return self.optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
-        """With ``--max_minutes``, a linear/cosine schedule decays over the time budget (:func:`time_budget_scheduler`:
-        whichever of the time and step budgets ends first; a fractional ``warmup_steps`` is a fraction of the budget,
-        not of the epochs' steps); otherwise the Trainer's."""
-        minutes = getattr(self.args, "max_minutes", None)
-        kind = str(getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type))
-        if self.lr_scheduler is None and minutes and kind in ("linear", "cosine"):
-            warmup = float(self.args.warmup_steps or 0)
-            fraction = warmup if 0 < warmup < 1 else 0.0  # a ratio of an unknown step total: of the budget instead
-            self.lr_scheduler = time_budget_scheduler(
-                self.optimizer if optimizer is None else optimizer, float(minutes) * 60.0, kind,
-                warmup_steps=0 if fraction else int(warmup),
-                num_training_steps=num_training_steps if self.args.max_steps > 0 else None,
-                warmup_fraction=fraction,
-            )
-            self._created_lr_scheduler = True
-            return self.lr_scheduler
+        """With ``--max_minutes``, a linear/cosine schedule decays over the time budget
+        (:func:`budget_scheduler_for`); otherwise the Trainer's."""
+        if self.lr_scheduler is None:
+            sched = budget_scheduler_for(self.args, self.optimizer if optimizer is None else optimizer,
+                                         num_training_steps)
+            if sched is not None:
+                self.lr_scheduler = sched
+                self._created_lr_scheduler = True
+                return sched
         return super().create_scheduler(num_training_steps, optimizer)
 
     # -- extraction / evaluation ----------------------------------------------------------------------------------
