@@ -14,8 +14,11 @@ and with ``@Language.factory`` when imported. Inference is ``pipeline("universal
 
 Where the answers go:
 
-* entities: ``doc.spans[spans_key]`` (all of them; ``attrs["scores"]`` in span order, and ``span._.ldnet_score``),
-  and ``doc.ents`` when they do not overlap each other (nor existing ``doc.ents``, unless ``overwrite_ents``);
+* entities: ``doc.spans[spans_key]`` (all of them, overlapping ones included; ``attrs["scores"]`` in span order,
+  and ``span._.ldnet_score``), and in ``doc.ents`` the best non-overlapping subset (:func:`select_ents`:
+  ``ents_priority="score"`` takes the highest-scored span first, longer then earlier on ties; ``"length"`` is
+  ``spacy.util.filter_spans``), leaving out spans that clash with earlier components' ``doc.ents`` unless
+  ``overwrite_ents``; the spans left out are counted in ``report`` (``ents_overlapping``, ``ents_conflicting``);
 * relations and hyper-relational facts: ``doc._.relations`` (``{"label", "head": Span, "tail": Span, "score"}``,
   plus ``"qualifiers": [{"label", "span"}]`` for facts); events: ``doc._.events`` (``{"label", "trigger": Span,
   "args": [{"role", "span"}], "score"}``); discontinuous entities: ``doc._.discontinuous_ents`` (``{"label",
@@ -34,7 +37,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
-from spacy.util import minibatch
+from spacy.util import filter_spans, minibatch
 
 # Doc / Span extensions (defaults None: a doc the component has not seen is told apart from one with no answers)
 _DOC_EXTENSIONS = ("relations", "events", "classes", "discontinuous_ents", "ldnet_ans", "ldnet_misaligned",
@@ -46,6 +49,40 @@ if not Span.has_extension("ldnet_score"):
     Span.set_extension("ldnet_score", default=None)
 
 ALIGNMENT_MODES = ("strict", "contract", "expand")
+ENTS_PRIORITIES = ("score", "length")
+
+
+def select_ents(spans: List[Span], scores: List[Optional[float]], priority: str = "score",
+                taken: Iterable[Span] = ()) -> Tuple[List[Span], int, int]:
+    """The entities of ``doc.ents``: a non-overlapping subset of ``spans`` that does not overlap ``taken`` either.
+
+    ``priority="score"``: greedy by score (a span without a score ranks below every scored one), ties broken as
+    ``spacy.util.filter_spans`` does (longer first, then earlier), so with equal or missing scores both agree;
+    ``"length"``: exactly ``filter_spans`` (longest first), ignoring scores. Returns ``(chosen sorted by start,
+    left out for overlapping a chosen span, left out for clashing with taken)``.
+    """
+    if priority not in ENTS_PRIORITIES:
+        raise ValueError(f"ents_priority must be one of {ENTS_PRIORITIES}, got {priority!r}")
+    if len(spans) != len(scores):
+        raise ValueError(f"select_ents: {len(spans)} spans but {len(scores)} scores")
+    blocked = [(t.start, t.end) for t in taken]
+    free = []
+    for sp, sc in zip(spans, scores):
+        if any(sp.start < e and s < sp.end for s, e in blocked):
+            continue
+        free.append((sp, sc))
+    conflicting = len(spans) - len(free)
+    if priority == "length":
+        chosen = filter_spans([sp for sp, _ in free])
+    else:
+        order = sorted(free, key=lambda x: (x[1] is None, -(x[1] or 0.0), -len(x[0]), x[0].start))
+        chosen, used = [], set()
+        for sp, _ in order:
+            if not used.intersection(range(sp.start, sp.end)):
+                chosen.append(sp)
+                used.update(range(sp.start, sp.end))
+        chosen.sort(key=lambda sp: sp.start)
+    return chosen, len(free) - len(chosen), conflicting
 
 
 class LDNetComponent:
@@ -66,6 +103,7 @@ class LDNetComponent:
         overwrite_ents: bool,
         device: Optional[str],
         dtype: Optional[str],
+        ents_priority: str = "score",
     ) -> None:
         # imported here: spaCy imports this module for every pipeline (entry point), torch only when used
         from .extract import load_pipeline
@@ -76,6 +114,8 @@ class LDNetComponent:
             raise ValueError(f"{name}: alignment_mode must be one of {ALIGNMENT_MODES}, got {alignment_mode!r}")
         if batch_size < 1:
             raise ValueError(f"{name}: batch_size must be >= 1, got {batch_size}")
+        if ents_priority not in ENTS_PRIORITIES:
+            raise ValueError(f"{name}: ents_priority must be one of {ENTS_PRIORITIES}, got {ents_priority!r}")
         self.name = name
         self.ie = load_pipeline(model, device=device or "cpu", dtype=dtype)
         self.schema = schema
@@ -85,6 +125,7 @@ class LDNetComponent:
         self.spans_key = spans_key
         self.alignment_mode = alignment_mode
         self.overwrite_ents = overwrite_ents
+        self.ents_priority = ents_priority
         self.report: Counter = Counter()
 
     # -- running ------------------------------------------------------------------------------------------------
@@ -165,7 +206,7 @@ class LDNetComponent:
         )
         if answers:
             doc.spans[self.spans_key + "_answers"] = SpanGroup(doc, name=self.spans_key + "_answers", spans=answers)
-        self._set_ents(doc, [sp for sp, _ in ents])
+        self._set_ents(doc, [sp for sp, _ in ents], [s for _, s in ents])
         classes = list(ans.get("cls", []))
         schema = doc._.ldnet_schema if doc._.ldnet_schema is not None else (self.schema or {})
         for label in schema.get("cls", []):
@@ -178,19 +219,13 @@ class LDNetComponent:
         doc._.ldnet_misaligned = misaligned
         doc._.ldnet_unaligned = unaligned
 
-    def _set_ents(self, doc: Doc, spans: List[Span]) -> None:
-        ordered = sorted(spans, key=lambda s: (s.start, s.end))
-        if any(a.end > b.start for a, b in zip(ordered, ordered[1:])):
-            self.report["docs_overlapping_ents"] += 1  # nested / overlapping: doc.spans only
-            return
-        if self.overwrite_ents:
-            doc.ents = ordered
-            return
-        taken = [(e.start, e.end) for e in doc.ents]
-        if any(s.start < e and st < s.end for s in ordered for st, e in taken):
-            self.report["docs_conflicting_ents"] += 1  # would clash with earlier components' ents: doc.spans only
-            return
-        doc.ents = sorted([*doc.ents, *ordered], key=lambda s: s.start)
+    def _set_ents(self, doc: Doc, spans: List[Span], scores: List[Optional[float]]) -> None:
+        # doc.ents cannot hold overlaps: the best non-overlapping spans go there, all of them stay in doc.spans
+        taken = () if self.overwrite_ents else doc.ents
+        chosen, overlapping, conflicting = select_ents(spans, scores, self.ents_priority, taken)
+        self.report["ents_overlapping"] += overlapping  # left out of doc.ents for a better overlapping span
+        self.report["ents_conflicting"] += conflicting  # left out for an earlier component's entity
+        doc.ents = sorted([*taken, *chosen], key=lambda s: s.start)
 
     def _align(self, doc: Doc, start: int, end: int, label: str, misaligned: list, unaligned: list) -> Optional[Span]:
         sp = doc.char_span(start, end, label=label, alignment_mode="strict")
@@ -219,6 +254,7 @@ class LDNetComponent:
         "spans_key": "ldnet",
         "alignment_mode": "expand",
         "overwrite_ents": False,
+        "ents_priority": "score",
         "device": None,
         "dtype": None,
     },
@@ -237,10 +273,11 @@ def make_ldnet(
     overwrite_ents: bool,
     device: Optional[Union[str, int]],
     dtype: Optional[str],
+    ents_priority: str,
 ) -> LDNetComponent:
     """The ``"ldnet"`` factory: ``nlp.add_pipe("ldnet", config={"model": ..., "schema": ..., "threshold": ...})``."""
     return LDNetComponent(nlp, name, model, schema, instruction, threshold, batch_size, spans_key, alignment_mode,
-                          overwrite_ents, device, dtype)
+                          overwrite_ents, device, dtype, ents_priority)
 
 
-__all__ = ["LDNetComponent", "make_ldnet"]
+__all__ = ["ENTS_PRIORITIES", "LDNetComponent", "make_ldnet", "select_ents"]

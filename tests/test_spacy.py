@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from _scale import SCHEMA, save_tiny_folder
 
+import serving.extract
 from serving.extract import load_pipeline
+from serving.spacy_ldnet import select_ents
 
 spacy = pytest.importorskip("spacy")
 
@@ -81,10 +83,11 @@ def test_answers_to_spacy_objects(nlp):
     }
     doc._.ldnet_schema = {"ent": ["person", "location"], "cls": ["news", "sports"]}
     comp.set_annotations(doc, ans)
-    # "Yor" expands to "York" and overlaps "New York": all entities in doc.spans, none in doc.ents
+    # "Yor" expands to "York" and overlaps "New York": all entities in doc.spans, the better-scored ones in doc.ents
     assert [(s.text, s.label_) for s in doc.spans["ldnet"]] == [("Jerry Smith", "person"), ("New York", "location"),
                                                                ("York", "location")]
-    assert doc.spans["ldnet"].attrs["scores"] == [0.9, 0.8, 0.6] and doc.ents == ()
+    assert doc.spans["ldnet"].attrs["scores"] == [0.9, 0.8, 0.6]
+    assert [(e.text, e.label_) for e in doc.ents] == [("Jerry Smith", "person"), ("New York", "location")]
     assert doc._.ldnet_misaligned == [{"span": [25, 28], "text": "Yor", "label": "location", "aligned_to": [25, 29]}]
     rel = doc._.relations[0]
     assert rel["head"] is doc.spans["ldnet"][0] or rel["head"] == doc.spans["ldnet"][0]
@@ -100,12 +103,13 @@ def test_answers_to_spacy_objects(nlp):
     comp.set_annotations(doc2, {"ent": ans["ent"][:2]})
     assert [(e.text, e.label_, e._.ldnet_score) for e in doc2.ents] == [("Jerry Smith", "person", 0.9),
                                                                        ("New York", "location", 0.8)]
-    # an earlier component's clashing entity is kept (spans only), unless overwrite_ents
+    # an earlier component's entity is kept; only the span clashing with it stays out of doc.ents (counted)
     doc3 = nlp.make_doc("Jerry Smith lives in New York .")
     doc3.ents = [doc3.char_span(0, 5, label="PER")]
-    before = comp.report["docs_conflicting_ents"]
+    before = comp.report["ents_conflicting"]
     comp.set_annotations(doc3, {"ent": ans["ent"][:2]})
-    assert [e.text for e in doc3.ents] == ["Jerry"] and comp.report["docs_conflicting_ents"] == before + 1
+    assert [(e.text, e.label_) for e in doc3.ents] == [("Jerry", "PER"), ("New York", "location")]
+    assert comp.report["ents_conflicting"] == before + 1 and len(doc3.spans["ldnet"]) == 2
     # "contract" cannot map "Yor" (no whole token inside): counted and listed, not dropped silently
     comp.alignment_mode = "contract"
     try:
@@ -115,6 +119,75 @@ def test_answers_to_spacy_objects(nlp):
         comp.alignment_mode = "expand"
     assert len(doc4.spans["ldnet"]) == 0 and doc4._.ldnet_unaligned == [{"span": [25, 28], "text": "Yor",
                                                                          "label": "location"}]
+
+
+BOSTON = "John Smith , the president of Acme Corp , lives in Boston ."
+
+
+def ent(text: str, label: str, start: int, end: int, score: float | None) -> dict:
+    d = {"type": label, "text": text[start:end], "span": [start, end]}
+    return d if score is None else {**d, "score": score}
+
+
+def test_overlapping_predictions_keep_the_best_ents(nlp, monkeypatch):
+    """The user's report: `Boston` and `Boston .` both predicted emptied doc.ents. Now doc.ents holds the best
+    non-overlapping spans and doc.spans all of them, through nlp() with fixed predictions."""
+    comp = nlp.get_pipe("ldnet")
+    b = BOSTON.index("Boston")
+    preds = {"ent": [ent(BOSTON, "people", 0, 10, 0.91), ent(BOSTON, "organization", 30, 39, 0.85),
+                     ent(BOSTON, "location", b, b + 6, 0.8), ent(BOSTON, "location", b, b + 8, 0.62),
+                     ent(BOSTON, "organization", 30, 34, 0.3)]}      # "Acme" inside "Acme Corp"
+    monkeypatch.setattr(serving.extract, "run_records", lambda ie, records, thr: [preds for _ in records])
+    before = comp.report["ents_overlapping"]
+    doc = nlp(BOSTON)
+    assert [(e.text, e.label_, e._.ldnet_score) for e in doc.ents] == [
+        ("John Smith", "people", 0.91), ("Acme Corp", "organization", 0.85), ("Boston", "location", 0.8)]
+    assert [(s.text, s.label_) for s in doc.spans["ldnet"]] == [
+        ("John Smith", "people"), ("Acme Corp", "organization"), ("Boston", "location"), ("Boston .", "location"),
+        ("Acme", "organization")]
+    assert doc.spans["ldnet"].attrs["scores"] == [0.91, 0.85, 0.8, 0.62, 0.3]
+    assert comp.report["ents_overlapping"] == before + 2
+
+
+def test_select_ents_score_vs_length(nlp):
+    text = "He banks at Bank of America in Boston ."
+    doc = nlp.make_doc(text)
+    bank, america = doc.char_span(12, 27, label="organization"), doc.char_span(20, 27, label="location")
+    boston, boston_dot = doc.char_span(31, 37, label="location"), doc.char_span(31, 39, label="location")
+    spans = [bank, america, boston, boston_dot]
+
+    def texts(chosen: list) -> list[str]:
+        return [s.text for s in chosen]
+
+    # higher score wins an overlap, whatever its length; "length" is spaCy's filter_spans (longest first)
+    chosen, overlapping, conflicting = select_ents(spans, [0.5, 0.7, 0.6, 0.9])
+    assert (texts(chosen), overlapping, conflicting) == (["America", "Boston ."], 2, 0)
+    chosen, overlapping, _ = select_ents(spans, [0.5, 0.7, 0.6, 0.9], "length")
+    assert (texts(chosen), overlapping) == (["Bank of America", "Boston ."], 2)
+    assert texts(chosen) == texts(spacy.util.filter_spans(spans))
+    # equal or missing scores: the same choice as filter_spans; a scored span outranks an unscored one
+    assert texts(select_ents(spans, [0.5] * 4)[0]) == ["Bank of America", "Boston ."]
+    assert texts(select_ents(spans, [None] * 4)[0]) == ["Bank of America", "Boston ."]
+    assert texts(select_ents(spans, [None, 0.1, 0.2, None])[0]) == ["America", "Boston"]
+    # spans overlapping an earlier component's entities are left out (the third count)
+    chosen, overlapping, conflicting = select_ents(spans, [0.5, 0.7, 0.6, 0.9], taken=[doc.char_span(31, 37)])
+    assert (texts(chosen), overlapping, conflicting) == (["America"], 1, 2)
+    with pytest.raises(ValueError, match="ents_priority must be one of"):
+        select_ents(spans, [0.5] * 4, "longest")
+    with pytest.raises(ValueError, match="4 spans but 3 scores"):
+        select_ents(spans, [0.5] * 3)
+
+
+def test_ents_priority_config(folder):
+    nlp = spacy.blank("en")
+    comp = nlp.add_pipe("ldnet", config={"model": str(folder), "schema": SCHEMA, "ents_priority": "length"})
+    doc = nlp.make_doc("He banks at Bank of America .")
+    comp.set_annotations(doc, {"ent": [ent(doc.text, "organization", 12, 27, 0.5),
+                                       ent(doc.text, "location", 20, 27, 0.7)]})
+    assert [(e.text, e.label_) for e in doc.ents] == [("Bank of America", "organization")]
+    assert [s.text for s in doc.spans["ldnet"]] == ["Bank of America", "America"]
+    with pytest.raises(ValueError, match="ents_priority must be one of"):
+        spacy.blank("en").add_pipe("ldnet", config={"model": str(folder), "schema": SCHEMA, "ents_priority": "x"})
 
 
 def test_pipe_batches_through_the_model(nlp, ie, monkeypatch):
