@@ -14,7 +14,9 @@ from __future__ import annotations
 # converter modules register their benchmarks at import time (order = `python -m processing list` order)
 from . import (  # noqa: F401
     ace,
+    ade,
     aste,
+    biomed,
     cadec,
     casie,
     conll03,
@@ -24,9 +26,13 @@ from . import (  # noqa: F401
     hyperred,
     mmie,
     nyt,
+    pilener,
     scierc,
+    semeval2010,
     squad,
     user_formats,  # users' own data: bio, spacy, labelstudio, gliner, brat
+    webnlg,
+    wnut17,
 )
 from .convert import ConversionReport, convert_benchmark, load_unified, write_unified
 from .features import UNIFIED_FEATURES, to_arrow_record, to_spec_record
