@@ -101,12 +101,25 @@ class LDNetConfig(PretrainedConfig):
             task but discontinuous entities with more than 7 fragments.
         decode_max_links_per_row (`int`, defaults to 16): the decoder keeps at most this many top-scoring NNW links
             per row, which bounds the search on untrained (dense) score grids.
+        decode_span_hygiene (`str`, *optional*, defaults to ``"merge"``): what ``pipeline("universal-ie")`` does with
+            punctuation variants of one answer (``Boston`` and ``Boston .``, same type): ``"merge"`` keeps the
+            best-scored, ``"suppress"`` keeps the one without the punctuation, ``None`` keeps both (the paper's
+            decoder; the processor's own default, which round trips gold). Measured in bench/RESULTS.md §12.
         special_tokens (`dict[str, str]`): tag tokens (keys as in ``DEFAULT_SPECIAL_TOKENS``).
         max_seq_length (`int`, defaults to 512): longest input sequence in tokens, ``[CLS]`` and ``[SEP]`` included
             (SPEC `max_seq_len`; not `max_length`, which transformers 5 reserves for generation).
         overflow (`str`, defaults to ``"window"``): a text longer than what fits is split into overlapping windows
             (``"window"``), refused with an error (``"error"``), or truncated with the loss counted (``"truncate"``).
         window_stride (`int`, defaults to 128): overlap, in text tokens, of consecutive windows.
+        max_description_tokens (`int`, defaults to 32): most tokens of one label description (schemas like
+            ``{"ent": {"disease": "a disorder of ..."}}``); a longer one is cut and counted in the encoding report.
+        trained_labels (`dict[str, list[str]]`, *optional*): the schema labels the model saw in training, by task
+            (``{"ent": ["person", ...], "event": [types and roles]}``); ``LDNetTrainer`` records the union over the
+            schemas of its training records (negatives shown in a schema included) when it trains. ``None``: not
+            known (folders saved before this field; no warning). ``pipeline("universal-ie")`` warns once per call,
+            and lists them in its report (``last_report.unseen_labels``), when a schema asks for a label not in it.
+        generalist (`bool`, defaults to False): the model is meant for labels it never saw (e.g. pre-trained on a
+            large label mix for zero-shot use): the pipeline does not warn about unseen labels.
         vision_model_name (`str`, *optional*): timm architecture of the image encoder (e.g.
             ``"vit_small_patch14_dinov2"``); ``None`` builds a text-only model (paper ``alpha = 0``).
         vision_config (`dict`, *optional*): extra keyword arguments for ``timm.create_model`` (e.g. a tiny ViT's
@@ -151,10 +164,14 @@ class LDNetConfig(PretrainedConfig):
         default_instruction: str | None = None,
         decode_max_parts: int = 8,
         decode_max_links_per_row: int = 16,
+        decode_span_hygiene: str | None = "merge",
         special_tokens: dict[str, str] | None = None,
         max_seq_length: int = 512,
         overflow: str = "window",
         window_stride: int = 128,
+        max_description_tokens: int = 32,
+        trained_labels: dict[str, list[str]] | None = None,
+        generalist: bool = False,
         vision_model_name: str | None = None,
         vision_config: dict[str, Any] | None = None,
         vision_weights_path: str | None = None,
@@ -203,10 +220,18 @@ class LDNetConfig(PretrainedConfig):
         self.default_instruction = default_instruction
         self.decode_max_parts = decode_max_parts
         self.decode_max_links_per_row = decode_max_links_per_row
+        self.decode_span_hygiene = decode_span_hygiene
         self.special_tokens = {**DEFAULT_SPECIAL_TOKENS, **(special_tokens or {})}
         self.max_seq_length = max_seq_length
         self.overflow = overflow
         self.window_stride = window_stride
+        self.max_description_tokens = max_description_tokens
+        self.trained_labels = (  # copied; anything malformed is kept as given for _validate to name
+            {t: list(labels) for t, labels in trained_labels.items()}
+            if isinstance(trained_labels, dict) and all(isinstance(v, (list, tuple)) for v in trained_labels.values())
+            else trained_labels
+        )
+        self.generalist = generalist
         self.vision_model_name = vision_model_name
         self.vision_config = dict(vision_config or {})
         self.vision_weights_path = vision_weights_path
@@ -256,6 +281,8 @@ class LDNetConfig(PretrainedConfig):
             raise bad("decode_max_parts", "must be >= 1")
         if self.decode_max_links_per_row < 1:
             raise bad("decode_max_links_per_row", "must be >= 1")
+        if self.decode_span_hygiene not in (None, "merge", "suppress"):
+            raise bad("decode_span_hygiene", "must be 'merge', 'suppress' or None")
         missing = set(DEFAULT_SPECIAL_TOKENS) - set(self.special_tokens)
         if missing or len(set(self.special_tokens.values())) != len(self.special_tokens):
             raise bad("special_tokens", f"needs distinct strings for {sorted(DEFAULT_SPECIAL_TOKENS)}")
@@ -263,6 +290,18 @@ class LDNetConfig(PretrainedConfig):
             raise bad("max_seq_length", "must be >= 16")
         if not 0 <= self.window_stride < self.max_seq_length:
             raise bad("window_stride", "must be in [0, max_seq_length)")
+        if isinstance(self.max_description_tokens, bool) or not isinstance(self.max_description_tokens, int) or (
+            self.max_description_tokens < 1
+        ):
+            raise bad("max_description_tokens", "must be an int >= 1")
+        if self.trained_labels is not None and not (
+            isinstance(self.trained_labels, dict)
+            and all(isinstance(t, str) and isinstance(v, list) for t, v in self.trained_labels.items())
+            and all(isinstance(x, str) for labels in self.trained_labels.values() for x in labels)
+        ):
+            raise bad("trained_labels", "must map each task to a list of label strings")
+        if not isinstance(self.generalist, bool):
+            raise bad("generalist", "must be a bool")
         if not 0.0 <= self.fusion_alpha <= 1.0:
             raise bad("fusion_alpha", "must be in [0, 1]")
         if self.head_dim and self.initializer_range <= 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,12 @@ class EncodingReport:
     schema_passes: int = 0
     #: records whose schema was split into label groups (instruction + schema left too little room for text)
     split_records: int = 0
+    #: label descriptions encoded, and those cut to the processor's ``max_description_tokens`` (per pass)
+    described_labels: int = 0
+    descriptions_cut: int = 0
+    #: schema labels the model never saw in training (``LDNetConfig.trained_labels``), ``{task: [labels]}``; filled
+    #: by ``pipeline("universal-ie")``, which also warns once per call
+    unseen_labels: dict[str, list[str]] = field(default_factory=dict)
 
     def __str__(self) -> str:
         bad = ", ".join(f"{k}={v}" for k, v in sorted(self.unencodable.items())) or "none"
@@ -79,18 +85,37 @@ class EncodingReport:
             if self.split_records
             else ""
         )
+        cut = (
+            f"; label descriptions cut to max_description_tokens: {self.descriptions_cut} of {self.described_labels}"
+            if self.descriptions_cut
+            else ""
+        )
+        unseen = (
+            "; labels the model never saw in training: "
+            + ", ".join(f"{t}: {labels}" for t, labels in self.unseen_labels.items())
+            if self.unseen_labels
+            else ""
+        )
         return (
             f"{self.records} records -> {self.features} features; gold items {self.items}, encoded {self.encoded}, "
             f"unencodable: {bad}; snapped to token boundaries: {self.misaligned}; "
             f"label-namespace collisions: {self.label_collisions}; windowed records: {self.windowed_records}{split}"
+            f"{cut}{unseen}"
         )
 
     def merge(self, other: "EncodingReport") -> None:
         """Add ``other``'s counts to this report."""
         for name in ("records", "features", "items", "encoded", "misaligned", "label_collisions", "windowed_records",
-                     "truncated_bg", "schema_passes", "split_records"):
+                     "truncated_bg", "schema_passes", "split_records", "described_labels", "descriptions_cut"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.unencodable.update(other.unencodable)
+        self.add_unseen(other.unseen_labels)
+
+    def add_unseen(self, unseen: dict[str, list[str]]) -> None:
+        """Union ``unseen`` (``{task: [labels]}``) into :attr:`unseen_labels`, first-seen order."""
+        for task, labels in unseen.items():
+            have = self.unseen_labels.setdefault(task, [])
+            have.extend(x for x in labels if x not in have)
 
     def add_record(self, n_features: int, n_passes: int, windowed: bool, gold: Sequence[GoldItem]) -> None:
         """Count one encoded record: its features, schema passes and gold items by status."""
@@ -134,6 +159,9 @@ def as_records(
         return [records]
     if isinstance(records, (str, bytes, bytearray)):
         raise TypeError("LDNetProcessor: `records` must be a dict or a list of dicts; pass a text as `text=`")
+    if not isinstance(records, Iterable):  # processor(5) used to fail with "'int' object is not iterable"
+        raise TypeError(f"LDNetProcessor: `records` must be a dict or a list of dicts, got {type(records).__name__} "
+                        f"{records!r:.60}")
     return records
 
 

@@ -6,6 +6,7 @@ Equation numbers refer to the paper (Yang et al. 2025); section numbers to ``sha
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,8 +177,25 @@ class LDNetModel(LDNetPreTrainedModel):
         New models get the measured-best settings of ``NEW_MODEL_DEFAULTS`` (bench/RESULTS.md) unless
         ``config_kwargs`` override them; ``LDNetConfig()``'s own defaults stay the paper/reference-code form, so
         folders saved before those settings existed load unchanged.
+
+        A local path that does not exist (absolute, ``./``, ``../``, ``~``) raises ``FileNotFoundError`` naming it, and
+        any other loading failure an ``OSError`` naming ``encoder_name_or_path`` (transformers' own message, e.g.
+        "Repo id must be in the form ...", is kept as the cause).
         """
-        encoder = AutoModel.from_pretrained(encoder_name_or_path)
+        if not isinstance(encoder_name_or_path, (str, os.PathLike)):
+            raise TypeError(f"LDNetModel.from_encoder: encoder_name_or_path must be a path or a Hub id, got "
+                            f"{type(encoder_name_or_path).__name__}")
+        path = os.fspath(encoder_name_or_path)
+        looks_local = os.path.isabs(path) or path.startswith((".", "~")) or "\\" in path or path.count("/") > 1
+        if looks_local and not os.path.isdir(os.path.expanduser(path)):
+            raise FileNotFoundError(f"LDNetModel.from_encoder: no encoder folder at {path!r}")
+        try:
+            encoder = AutoModel.from_pretrained(os.path.expanduser(path) if looks_local else path)
+        except (OSError, ValueError) as exc:
+            raise OSError(
+                f"LDNetModel.from_encoder({path!r}): could not load an encoder from there ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from exc
         config = LDNetConfig(
             encoder_config=encoder.config,
             encoder_name_or_path=str(encoder_name_or_path),

@@ -12,6 +12,7 @@ works without this package installed. Shipped as remote code: only relative impo
 from __future__ import annotations
 
 import contextlib
+import difflib
 import inspect
 import json
 import logging
@@ -25,7 +26,15 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .answers_ldnet import DECODE_TRUNCATED
 from .processing_ldnet import EncodingReport, LDNetProcessor
-from .schema import RecordError, check_int, check_overflow, check_schema_fields, check_threshold
+from .schema import (
+    DESCRIPTIONS,
+    RecordError,
+    check_int,
+    check_overflow,
+    check_schema_fields,
+    check_threshold,
+    schema_labels,
+)
 from .vocabulary_ldnet import DEFAULT_INSTRUCTIONS, TASK_FIELDS
 
 logger = logging.getLogger(__name__)
@@ -35,6 +44,14 @@ TASK = "universal-ie"
 
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "image_mask")
 _IGNORED_KWARGS = ("local_files_only", "trust_remote_code")
+_CALL_PARAMS = ("schema", "instruction", "bg", "images", "threshold", "return_scores", "window_stride", "overflow",
+                "batch_size", "num_workers")
+#: the keys of an input record (a near miss of one, e.g. ``shema``, is an error naming it, never "no schema")
+_RECORD_KEYS = ("id", "instruction", "schema", "text", "bg", "ans", "image", DESCRIPTIONS)
+
+
+def _did_you_mean(key: Any, allowed: Iterable[str]) -> str | None:
+    return next(iter(difflib.get_close_matches(str(key).lower(), list(allowed), 1, 0.8)), None)
 
 
 def default_instruction(schema: dict | None) -> str:
@@ -63,7 +80,8 @@ class UniversalIEPipeline(Pipeline):
     Inputs: a text, a unified record (``{"text", "schema", "instruction"?, "bg"?, "image"?, "id"?}``) or a list of
     either. Call parameters (also accepted at construction):
 
-    * ``schema``: ``{"ent": [...], "rel": [...], "event": {type: [roles]}, ...}`` for texts (and records without one).
+    * ``schema``: ``{"ent": [...], "rel": [...], "event": {type: [roles]}, ...}`` for texts (and records without one);
+      a list field may be ``{label: description}`` (``{"ent": {"person": "a human being", "city": None}}``).
     * ``instruction``: ``None`` (default) takes the model's ``config.default_instruction`` when it has one (e.g. ``""``
       for a model trained without instructions, like ``make demo``'s), else picks a paper-style instruction from the
       schema (:func:`default_instruction`);
@@ -86,6 +104,10 @@ class UniversalIEPipeline(Pipeline):
     to leave room for the text is run as several label-group passes (see ``LDNetProcessor``); the call's encoding
     report (``schema_passes``, windows, ...) is :attr:`last_report`. Calls are thread-safe: per-call settings never
     change the shared processor, and :attr:`last_report` is kept per thread.
+
+    Labels the model never saw: when the config records ``trained_labels`` (``LDNetTrainer`` does) and is not
+    ``generalist``, a call whose schemas ask for other labels logs one warning and lists them in
+    ``last_report.unseen_labels`` (``{task: [labels]}``); the answers themselves are unchanged plain dicts.
     """
 
     _load_processor = None
@@ -136,6 +158,7 @@ class UniversalIEPipeline(Pipeline):
             max_parts=cfg.decode_max_parts,
             max_links_per_row=cfg.decode_max_links_per_row,
             image_config=image_config,
+            max_description_tokens=getattr(cfg, "max_description_tokens", 32),
         )
 
     @property
@@ -160,7 +183,10 @@ class UniversalIEPipeline(Pipeline):
     ) -> tuple[dict, dict, dict]:
         unknown = sorted(set(kwargs) - set(_IGNORED_KWARGS))
         if unknown:
-            raise TypeError(f"universal-ie: unexpected arguments {unknown}")
+            hints = [f"{k!r} -> {g!r}" for k in unknown if (g := _did_you_mean(k, _CALL_PARAMS))]
+            raise TypeError(
+                f"universal-ie: unexpected arguments {unknown}" + (f" (did you mean {', '.join(hints)}?)" if hints else "")
+            )
         # validate everything up front: a bad argument must fail before any work, naming itself
         check_schema_fields(schema, "universal-ie: schema")
         for name, value in (("instruction", instruction), ("bg", bg)):
@@ -209,6 +235,7 @@ class UniversalIEPipeline(Pipeline):
         if isinstance(inputs, (str, dict)):
             out = self.run_single(inputs, pre, fwd, post)
             self._warn_truncated()
+            self._warn_unseen(report)
             return out
         if isinstance(inputs, (list, tuple)):
             return list(self._iterate_and_warn(list(inputs), bs, pre, fwd, post))
@@ -275,7 +302,8 @@ class UniversalIEPipeline(Pipeline):
             window_stride=window_stride,
         )
         report: EncodingReport = enc["encoding_report"]
-        if report.split_records:
+        report.add_unseen(self._unseen_labels(enc["meta"]))
+        if report.split_records or report.descriptions_cut:
             logger.info("universal-ie: %s", report)
         if _report is not None:
             _report.merge(report)
@@ -323,15 +351,19 @@ class UniversalIEPipeline(Pipeline):
             cut.extend(ids.get(r, r) for r, a in enumerate(answers) if a.get(DECODE_TRUNCATED))
         return answers[0] if model_outputs["single"] else answers
 
-    def _quiet_decode(self) -> dict[str, bool]:
-        """``{"warn": False}`` for the processor's decoding (the call warns once itself); processors saved before the
-        per-call warning existed (older remote code) take no ``warn``. Looked up once per processor."""
+    def _quiet_decode(self) -> dict[str, Any]:
+        """``{"warn": False}`` for the processor's decoding (the call warns once itself), and the model's
+        ``config.decode_span_hygiene`` (read on every call, so setting it to ``None`` turns it off); processors saved
+        before these existed (older remote code) take neither. The signature is looked up once per processor."""
         proc = self.processor
         if getattr(self, "_quiet_for", None) is not proc:
             params = inspect.signature(proc.post_process_extraction).parameters
             self._quiet_kwargs = {"warn": False} if "warn" in params else {}
+            self._takes_hygiene = "span_hygiene" in params
             self._quiet_for = proc
-        return self._quiet_kwargs
+        if not self._takes_hygiene:
+            return self._quiet_kwargs
+        return {**self._quiet_kwargs, "span_hygiene": getattr(self.model.config, "decode_span_hygiene", None)}
 
     def _warn_truncated(self) -> None:
         cut = getattr(self._local, "truncated", None) or []
@@ -348,6 +380,37 @@ class UniversalIEPipeline(Pipeline):
             yield from self._iterate(inputs, bs, pre, fwd, post)
         finally:
             self._warn_truncated()
+            self._warn_unseen(pre.get("_report"))
+
+    def _unseen_labels(self, metas: Iterable[Any]) -> dict[str, list[str]]:
+        """``{task: [labels]}`` of the encoded schemas that ``config.trained_labels`` lacks (``{}`` when the labels
+        the model saw are unknown, or the model is a ``generalist``)."""
+        cfg = self.model.config
+        trained = getattr(cfg, "trained_labels", None)
+        if trained is None or getattr(cfg, "generalist", False):
+            return {}
+        known = {t: set(v) for t, v in trained.items()}
+        out: dict[str, list[str]] = {}
+        done: set[int] = set()
+        for meta in metas:
+            if id(meta.schema) in done:  # the windows of one pass share their schema
+                continue
+            done.add(id(meta.schema))
+            for task, labels in schema_labels(meta.schema).items():
+                new = [x for x in labels if x not in known.get(task, ())]
+                if new:
+                    have = out.setdefault(task, [])
+                    have.extend(x for x in new if x not in have)
+        return out
+
+    def _warn_unseen(self, report: EncodingReport | None) -> None:
+        if report is not None and report.unseen_labels:
+            logger.warning(
+                "universal-ie: the schema asks for labels this model never saw in training (config.trained_labels): "
+                "%s; expect weaker answers for them (set config.generalist=True for a model meant for new labels)",
+                "; ".join(f"{t}: {', '.join(repr(x) for x in labels[:20])}{' ...' if len(labels) > 20 else ''}"
+                          for t, labels in report.unseen_labels.items()),
+            )
 
     # -- helpers -------------------------------------------------------------------------------------------
     @staticmethod
@@ -357,6 +420,11 @@ class UniversalIEPipeline(Pipeline):
         elif isinstance(item, dict):
             rec = {k: v for k, v in item.items() if k not in ("ans", "image")}
             rec.setdefault("id", index)
+            for key in item:
+                guess = None if key in _RECORD_KEYS else _did_you_mean(key, _RECORD_KEYS)
+                if guess is not None and guess not in item:
+                    raise RecordError(rec["id"], guess, f"input {index} has an unknown key {key!r} (did you mean "
+                                                        f"{guess!r}?)")
             if "text" not in rec:
                 raise RecordError(rec["id"], "text", f"input {index} is a record without `text` (keys: {sorted(rec)})")
             if rec.get("schema") is not None:

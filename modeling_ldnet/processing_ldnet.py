@@ -1,6 +1,9 @@
 """LDNetProcessor: unified records -> model inputs + sparse gold span graph; scores -> unified answers.
 
-Sequence layout (SPEC §2): ``[CLS] ([I] instruction) (TAG label)* ([TL]|[TP] text) ([B] bg) [SEP]``. Gold chains and
+Sequence layout (SPEC §2): ``[CLS] ([I] instruction) (TAG label (: description)?)* ([TL]|[TP] text) ([B] bg) [SEP]``.
+A label's description (``schema.normalize_record``'s ``descriptions``) follows its label tokens after a ``:``; it is
+context only: the label's span-graph node stays its tag, and description tokens are never chain endpoints nor
+label-drop targets (the decoder starts chains at tags and reads parts from the text segment only). Gold chains and
 the report: ``encoding_ldnet``; label groups of large schemas: ``schema_groups_ldnet``; images:
 ``image_processing_ldnet``; decoding: ``answers_ldnet``.
 """
@@ -29,13 +32,26 @@ from .encoding_ldnet import (  # noqa: F401 - re-exported: FeatureMeta, Encoding
     gold_items,
 )
 from .image_processing_ldnet import feature_images, image_transform, load_images
-from .schema import RecordError, check_int, check_overflow, check_threshold, normalize_record, validate_record
+from .schema import (
+    DESCRIPTIONS,
+    RecordError,
+    check_int,
+    check_overflow,
+    check_threshold,
+    normalize_record,
+    schema_labels,
+    validate_record,
+)
 from .schema_groups_ldnet import schema_groups
 from .span_graph import Chain, LabelInfo, chain_links
 
 logger = logging.getLogger(__name__)
 
 _TAG_OF_NS = {"lc": "cls_label", "lm": "mention_label", "lr": "relation_label"}
+#: tag namespace of the schema fields whose labels may carry a description
+_NS_OF_TASK = {"cls": "lc", "ent": "lm", "discontinuous_ent": "lm", "rel": "lr"}
+#: what separates a label from its description in the sequence
+DESCRIPTION_SEPARATOR = ":"
 # Process-wide locks: the Rust tokenizer may not be used while another thread flips its settings, and the
 # cumulative ``processor.report`` is updated by merging one call's report (module level: processors are deep-copied
 # and pickled, locks are not).
@@ -61,6 +77,8 @@ class LDNetProcessor(ProcessorMixin):
         decode_budget: search steps per record; bounds decoding time on any scores.
         image_config: timm data config for images (``input_size``, ``mean``, ``std``, ``interpolation``,
             ``crop_pct``, ``crop_mode``), usually ``timm.data.resolve_data_config(model=vit)``; None = text only.
+        max_description_tokens: most tokens of one label description (``LDNetConfig.max_description_tokens``); a
+            longer one is cut and counted (``EncodingReport.descriptions_cut``).
 
     A text that does not fit in one window while instruction + schema leave fewer than
     ``window_stride + max_length // 8`` text tokens per window is encoded with the schema split into label groups
@@ -84,6 +102,7 @@ class LDNetProcessor(ProcessorMixin):
         max_links_per_row: int = 16,
         decode_budget: int = 20000,
         image_config: dict[str, Any] | None = None,
+        max_description_tokens: int = 32,
         **kwargs: Any,
     ) -> None:
         if tokenizer is None:
@@ -100,6 +119,7 @@ class LDNetProcessor(ProcessorMixin):
         self.max_links_per_row = check_int(max_links_per_row, "max_links_per_row", 1)
         self.decode_budget = check_int(decode_budget, "decode_budget", 1)
         self.image_config = dict(image_config) if image_config else None
+        self.max_description_tokens = check_int(max_description_tokens, "max_description_tokens", 1)
         missing = [t for t in self.special_tokens.values() if t not in tokenizer.get_vocab()]
         if missing:
             tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in missing], special_tokens=True)
@@ -117,7 +137,8 @@ class LDNetProcessor(ProcessorMixin):
         todo = [s for s, ids in found.items() if ids is None]
         if todo:
             with _TOKENIZER_LOCK:
-                out = self.tokenizer(todo, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+                # verbose=False: no "sequence length is longer than ... indexing errors" warning, long texts are windowed
+                out = self.tokenizer(todo, add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"]
             found.update(zip(todo, out))
             if len(cache) > 50000:
                 self._piece_cache = cache = {}
@@ -126,11 +147,41 @@ class LDNetProcessor(ProcessorMixin):
 
     def _tokenize_text(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         with _TOKENIZER_LOCK:
-            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True)
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True,
+                                 verbose=False)  # windowed below: the too-long warning would be wrong
         return enc["input_ids"], [tuple(o) for o in enc["offset_mapping"]]
 
     # -- encoding ------------------------------------------------------------------------------------------
-    def _prefix(self, rec: dict) -> tuple[list[int], dict[int, LabelInfo], dict[tuple[str, str], int], dict]:
+    def _description_ids(self, rec: dict) -> dict[tuple[str, str], tuple[list[int], bool]]:
+        """``{(namespace, label): (": description" token ids, cut?)}``, capped at ``max_description_tokens``; the
+        first description of a tag in SPEC order (labels of two tasks sharing a tag share one node)."""
+        described = rec.get(DESCRIPTIONS) or []
+        if not described:
+            return {}
+        out: dict[tuple[str, str], tuple[list[int], bool]] = {}
+        sep = self._pieces([DESCRIPTION_SEPARATOR])[0]
+        for d, ids in zip(described, self._pieces([d["description"] for d in described])):
+            key = (_NS_OF_TASK[d["task"]], d["label"])
+            if key not in out:
+                cut = len(ids) > self.max_description_tokens
+                out[key] = (sep + ids[: self.max_description_tokens], cut)
+        return out
+
+    def _check_tag_strings(self, rec: dict) -> None:
+        """A schema label spelled like a tag (``[LM]``) or the tokenizer's own special tokens (``[SEP]``) is refused:
+        the model could not tell it from the sequence structure."""
+        specials = set(self.special_tokens.values())
+        own = set(getattr(self.tokenizer, "all_special_tokens", []) or [])
+        for task, labels in schema_labels(rec["schema"]).items():
+            for lab in labels:
+                hit = next((t for t in specials if t in lab), None) or (lab.strip() if lab.strip() in own else None)
+                if hit is not None:
+                    raise RecordError(rec["id"], f"schema.{task}", f"label {lab!r} is spelled like the special token "
+                                                                   f"{hit!r}; rename the label")
+
+    def _prefix(
+        self, rec: dict, report: EncodingReport | None = None
+    ) -> tuple[list[int], dict[int, LabelInfo], dict[tuple[str, str], int], dict]:
         schema = rec["schema"]
         labels: list[tuple[str, str, str]] = []  # (ns, task, string) in SPEC §2 order
         labels += [("lc", "cls", x) for x in schema.get("cls", [])]
@@ -151,6 +202,7 @@ class LDNetProcessor(ProcessorMixin):
         tags: dict[int, LabelInfo] = {}
         label_map: dict[tuple[str, str], int] = {}
         positions: dict[str, dict[str, int]] = {}
+        descriptions = self._description_ids(rec)
         for (ns, task, string), piece in zip(labels, pieces[1:]):
             if (ns, string) in label_map:
                 continue
@@ -158,6 +210,12 @@ class LDNetProcessor(ProcessorMixin):
             tags[len(ids)] = LabelInfo(ns, task, string)
             positions.setdefault(task, {})[string] = len(ids)
             ids += [self._tag_ids[_TAG_OF_NS[ns]]] + piece
+            if (ns, string) in descriptions:
+                desc, cut = descriptions[(ns, string)]
+                ids += desc
+                if report is not None:
+                    report.described_labels += 1
+                    report.descriptions_cut += cut
         return ids, tags, label_map, positions
 
     def _windows(
@@ -213,10 +271,14 @@ class LDNetProcessor(ProcessorMixin):
         overflow = self.overflow if overflow is None else check_overflow(overflow)
         stride = self.window_stride if window_stride is None else check_int(window_stride, "window_stride", 0)
         rec = validate_record(record) if validate else normalize_record(record)
+        if validate:
+            self._check_tag_strings(rec)
         rep = EncodingReport() if report is None else report
         text_ids, offsets = self._tokenize_text(rec["text"]) if rec["text"] else ([], [])
+        described = {k: len(ids) for k, (ids, _) in self._description_ids(rec).items()}
         passes = schema_groups(
-            rec, len(text_ids), stride, overflow, max_length=self.max_length, pieces=self._pieces, fit_suffix=self._fit_suffix
+            rec, len(text_ids), stride, overflow, max_length=self.max_length, pieces=self._pieces,
+            fit_suffix=self._fit_suffix, description_lengths=described,
         ) or [rec]
         feats: list[dict] = []
         gold: list[GoldItem] = []
@@ -245,7 +307,7 @@ class LDNetProcessor(ProcessorMixin):
     ) -> tuple[list[dict], list[GoldItem]]:
         """One pass over the text with ``rec``'s (possibly partial) schema: one feature per window."""
         rid = rec["id"]
-        prefix, tags, label_map, positions = self._prefix(rec)
+        prefix, tags, label_map, positions = self._prefix(rec, report)
         text, bg = rec["text"], rec["bg"]
         plain = not tags
         if text_ids:
@@ -364,6 +426,8 @@ class LDNetProcessor(ProcessorMixin):
         self._merge_report(report)
         if report.unencodable:
             logger.warning("LDNetProcessor: %s", report)
+        elif report.descriptions_cut:
+            logger.info("LDNetProcessor: %s", report)
         data: dict[str, Any] = {
             "input_ids": [f["input_ids"] for f in feats],
             "attention_mask": [f["attention_mask"] for f in feats],
@@ -425,6 +489,7 @@ class LDNetProcessor(ProcessorMixin):
         threshold: float | None = None,
         return_scores: bool = False,
         warn: bool = True,
+        span_hygiene: str | None = None,
     ) -> list[dict]:
         """Decode ``[B, 3, L, L]`` logits (as the model returns them) into one unified ``ans`` dict per record.
 
@@ -432,7 +497,23 @@ class LDNetProcessor(ProcessorMixin):
         are character offsets into the record's ``text``, ``return_scores`` adds each item's ``score`` (smallest
         link probability of its chain). A record whose search ran out of ``decode_budget`` carries
         ``"decode_truncated": True``, and the call logs one warning (``warn=False``: the caller reports it).
+        ``span_hygiene`` (``"merge"`` / ``"suppress"``; default ``None``, the exact decoder that round trips gold):
+        fold punctuation variants of one answer (``answers_ldnet.span_hygiene``; the pipeline passes the model's
+        ``config.decode_span_hygiene``).
+
+        NaN scores (a broken model: fp16 overflow, diverged training) raise ``ValueError`` naming the records: they
+        would otherwise decode to empty answers without a word.
         """
+        metas = encoding["meta"]
+        if isinstance(logits, torch.Tensor) and len(metas) == logits.shape[0]:
+            nan = [m.record_id for b, m in enumerate(metas) if torch.isnan(logits[b, :, : m.length, : m.length]).any()]
+            if nan:
+                ids = list(dict.fromkeys(nan))
+                raise ValueError(
+                    f"LDNetProcessor.post_process_extraction: the logits hold NaN for record(s) "
+                    f"{', '.join(repr(r) for r in ids[:10])}{' ...' if len(ids) > 10 else ''}; the model's output is "
+                    "broken (fp16 overflow? diverged training?)"
+                )
         answers, report = decode_extraction(
             logits,
             encoding["meta"],
@@ -442,6 +523,7 @@ class LDNetProcessor(ProcessorMixin):
             budget=self.decode_budget,
             return_scores=return_scores,
             warn=warn,
+            span_hygiene=span_hygiene,
         )
         # windows cut in the last call (the trainer's eval counter); the per-record flag is the thread-safe signal
         self.last_decode_budget_exhausted = report.windows_cut

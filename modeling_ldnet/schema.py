@@ -5,6 +5,14 @@ offsets ``[start, end)`` into ``text``. Two equivalent forms of ``schema.event``
 accepted: the SPEC's ``{name: [labels]}`` dict and the Arrow-friendly list form ``[{"name": .., "labels": [..]}]``
 that ``processing`` stores in ``datasets`` (Arrow cannot hold dicts with data-dependent keys). Every other
 field may be absent or ``None`` (``datasets`` fills missing struct fields with ``None``).
+
+Label descriptions (GLiNER2's convention): a list field (``cls``, ``ent``, ``discontinuous_ent``, ``rel``) may be a
+``{label: description}`` dict instead of a list, ``None`` marking a bare label (``{"ent": {"disease": "a disorder of
+the body", "person": None}}``). The normalised record keeps the label list and carries the descriptions beside the
+schema, in schema order, as ``descriptions: [{"task", "label", "description"}]`` (the key is present only when a
+label has one). That list is also accepted as input, at the top level (SPEC form) or as ``schema.descriptions`` (the
+Arrow form of ``processing.features``); a description of a label that is not in the schema describes nothing and is
+not part of the normalised record (schema augmentation drops labels, and their descriptions with them).
 """
 
 from __future__ import annotations
@@ -19,6 +27,10 @@ from .vocabulary_ldnet import ANS_FIELDS, SCHEMA_DICT_FIELDS, SCHEMA_LIST_FIELDS
 from .vocabulary_ldnet import TASK_FIELDS as SCHEMA_FIELDS
 
 OVERFLOW_MODES = ("window", "error", "truncate")
+#: the key of the descriptions list: top level of a normalised record, ``schema.descriptions`` in the Arrow form
+DESCRIPTIONS = "descriptions"
+#: the schema fields whose labels may carry a description
+DESCRIBED_FIELDS: tuple[str, ...] = SCHEMA_LIST_FIELDS
 #: Common spellings of schema fields, for "did you mean" hints.
 _FIELD_ALIASES = {
     "entity": "ent", "entities": "ent", "ents": "ent", "ner": "ent", "relation": "rel", "relations": "rel",
@@ -51,9 +63,22 @@ def check_schema_fields(schema: Any, where: str = "schema") -> None:
         return
     if not isinstance(schema, dict):
         raise TypeError(f"{where}: expected a dict like {{'ent': [...], 'rel': [...]}}, got {type(schema).__name__}")
-    unknown = set(schema) - set(SCHEMA_FIELDS)
+    unknown = set(schema) - set(SCHEMA_FIELDS) - {DESCRIPTIONS}
     if unknown:
         raise ValueError(f"{where}: {_unknown_fields_message(unknown, SCHEMA_FIELDS, 'schema fields')}")
+
+
+def schema_labels(schema: dict[str, Any]) -> dict[str, list[str]]:
+    """``{task: [labels]}`` of a normalised schema, first-seen order; an event type and its roles (a relation and
+    its qualifiers) are all labels of ``event`` (``hyper_rel``): each is a tag the model reads."""
+    out: dict[str, list[str]] = {}
+    for f in SCHEMA_LIST_FIELDS:
+        if schema.get(f):
+            out[f] = list(dict.fromkeys(schema[f]))
+    for f in SCHEMA_DICT_FIELDS:
+        if schema.get(f):
+            out[f] = list(dict.fromkeys(x for name, inner in schema[f].items() for x in [name, *inner]))
+    return out
 
 
 # -- argument validation (shared by the processor and the pipeline) ---------------------------------------------
@@ -125,8 +150,84 @@ def _dict_form(value: Any, record_id: Any, field: str) -> dict[str, list[str]]:
     raise RecordError(record_id, field, f"expected a dict or a list, got {type(value).__name__}")
 
 
+def _description(rid: Any, field: str, label: Any, desc: Any) -> str:
+    """A label's description: a non-empty string (``None`` = a bare label is handled by the caller)."""
+    if not isinstance(desc, str):
+        raise RecordError(rid, field, f"the description of label {label!r} must be a string (or None for a label "
+                                      f"without one), got {type(desc).__name__} {desc!r:.60}")
+    if not desc.strip():
+        raise RecordError(rid, field, f"empty description of label {label!r}; use None for a label without one")
+    if "\x00" in desc:
+        raise RecordError(rid, field, f"the description of label {label!r} contains a NUL character")
+    return desc
+
+
+def _listed_descriptions(value: Any, rid: Any, field: str) -> Iterator[tuple[str, Any, str]]:
+    """``(task, label, description)`` of a ``descriptions`` list (``None`` entries / descriptions: Arrow fill)."""
+    if value is None:
+        return
+    if not isinstance(value, (list, tuple)):
+        raise RecordError(rid, field, f"expected a list of {{'task', 'label', 'description'}}, got {type(value).__name__}")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or not {"task", "label"} <= set(item):
+            raise RecordError(rid, f"{field}[{i}]", f"expected {{'task', 'label', 'description'}}, got {item!r:.80}")
+        if item["task"] not in DESCRIBED_FIELDS:
+            raise RecordError(rid, f"{field}[{i}].task", f"labels of {list(DESCRIBED_FIELDS)} may carry descriptions, "
+                                                         f"got {item['task']!r}")
+        if item.get("description") is not None:
+            yield item["task"], item["label"], _description(rid, f"{field}[{i}]", item["label"], item["description"])
+
+
+def normalize_schema(schema: Any, record_id: Any = None, extra_descriptions: Any = None) -> tuple[dict, list[dict]]:
+    """``(schema, descriptions)``: the canonical schema (label lists, ``{name: [labels]}`` dicts) and its label
+    descriptions ``[{"task", "label", "description"}]`` in schema order; raises :class:`RecordError` naming
+    ``record_id`` and the field. Accepts every schema form of this module (``{label: description}`` dicts,
+    ``schema.descriptions``); ``extra_descriptions`` is a record's top-level ``descriptions`` list."""
+    rid = record_id
+    schema_in = {} if schema is None else schema  # only None means "absent": [] or "" is a type error
+    if not isinstance(schema_in, dict):
+        raise RecordError(rid, "schema", f"expected a dict, got {type(schema_in).__name__}")
+    unknown = set(schema_in) - set(SCHEMA_FIELDS) - {DESCRIPTIONS}
+    if unknown:
+        raise RecordError(rid, "schema", _unknown_fields_message(unknown, SCHEMA_FIELDS, "schema fields"))
+    out: dict[str, Any] = {}
+    described: dict[tuple[str, Any], str] = {}
+    for f in SCHEMA_LIST_FIELDS:
+        v = schema_in.get(f)
+        if v is None:
+            continue
+        if isinstance(v, dict):  # {label: description or None}
+            for lab, desc in v.items():
+                if desc is not None:
+                    described[(f, lab)] = _description(rid, f"schema.{f}[{lab!r}]", lab, desc)
+            out[f] = list(v)
+        elif isinstance(v, (list, tuple)):
+            out[f] = list(v)
+        else:
+            raise RecordError(rid, f"schema.{f}", f"expected a list of strings or a {{label: description}} dict, got "
+                                                  f"{type(v).__name__}")
+    for f in SCHEMA_DICT_FIELDS:
+        v = _dict_form(schema_in.get(f), rid, f"schema.{f}")
+        if v:
+            out[f] = v
+    listed = [*_listed_descriptions(schema_in.get(DESCRIPTIONS), rid, f"schema.{DESCRIPTIONS}"),
+              *_listed_descriptions(extra_descriptions, rid, DESCRIPTIONS)]
+    for task, lab, desc in listed:
+        if described.setdefault((task, lab), desc) != desc:
+            raise RecordError(rid, DESCRIPTIONS, f"label {task}:{lab!r} has two different descriptions "
+                                                 f"{described[(task, lab)]!r:.60} and {desc!r:.60}")
+    descriptions = [
+        {"task": f, "label": lab, "description": described[(f, lab)]}
+        for f in DESCRIBED_FIELDS
+        for lab in dict.fromkeys(out.get(f, []))
+        if (f, lab) in described
+    ]
+    return out, descriptions
+
+
 def normalize_record(record: dict[str, Any]) -> dict[str, Any]:
-    """Return a deep-copied record in canonical SPEC form (dict schemas, all keys present, no ``None``)."""
+    """Return a deep-copied record in canonical SPEC form (dict schemas, all keys present, no ``None``; plus
+    ``descriptions`` when a schema label has one, see the module docstring)."""
     if not isinstance(record, dict):
         raise RecordError(None, "<record>", f"expected a dict, got {type(record).__name__}")
     rid = record.get("id")
@@ -139,25 +240,7 @@ def normalize_record(record: dict[str, Any]) -> dict[str, Any]:
     image = record.get("image")
     if image is not None and not (isinstance(image, str) and image == ""):  # path, PIL image, array or tensor
         out["image"] = image
-    schema_in = record.get("schema")
-    schema_in = {} if schema_in is None else schema_in  # only None means "absent": [] or "" is a type error
-    if not isinstance(schema_in, dict):
-        raise RecordError(rid, "schema", f"expected a dict, got {type(schema_in).__name__}")
-    unknown = set(schema_in) - set(SCHEMA_FIELDS)
-    if unknown:
-        raise RecordError(rid, "schema", _unknown_fields_message(unknown, SCHEMA_FIELDS, "schema fields"))
-    schema: dict[str, Any] = {}
-    for f in SCHEMA_LIST_FIELDS:
-        v = schema_in.get(f)
-        if v is None:
-            continue
-        if not isinstance(v, (list, tuple)):
-            raise RecordError(rid, f"schema.{f}", f"expected a list of strings, got {type(v).__name__}")
-        schema[f] = list(v)
-    for f in SCHEMA_DICT_FIELDS:
-        v = _dict_form(schema_in.get(f), rid, f"schema.{f}")
-        if v:
-            schema[f] = v
+    schema, descriptions = normalize_schema(record.get("schema"), rid, record.get(DESCRIPTIONS))
     out["schema"] = schema
     ans_in = record.get("ans")
     ans_in = {} if ans_in is None else ans_in
@@ -167,6 +250,8 @@ def normalize_record(record: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise RecordError(rid, "ans", _unknown_fields_message(unknown, ANS_FIELDS, "answer fields"))
     out["ans"] = {k: copy.deepcopy(v) for k, v in ans_in.items() if v}
+    if descriptions:
+        out[DESCRIPTIONS] = descriptions
     return out
 
 
@@ -195,6 +280,23 @@ def _check_span(item: Any, text: str, rid: Any, field: str) -> None:
             raise RecordError(rid, f"{field}.text", f"text[{s}:{e}] = {text[s:e]!r} != mention {item['text']!r}")
 
 
+def _check_labels(labels: list, rid: Any, field: str) -> None:
+    """Schema labels: strings, not empty or whitespace only, no NUL, no label twice in one field (a label the
+    model would read as nothing, or read twice, is a mistake in the schema)."""
+    first: dict[str, int] = {}
+    for i, lab in enumerate(labels):
+        _check_str(lab, rid, f"{field}[{i}]")
+        if lab == "":
+            raise RecordError(rid, f"{field}[{i}]", "empty label")
+        if not lab.strip():
+            raise RecordError(rid, f"{field}[{i}]", f"label {lab!r} is whitespace only")
+        if "\x00" in lab:
+            raise RecordError(rid, f"{field}[{i}]", f"label {lab!r} contains a NUL character")
+        j = first.setdefault(lab, i)
+        if j != i:
+            raise RecordError(rid, f"{field}[{i}]", f"duplicate label {lab!r} (also {field}[{j}])")
+
+
 def _check_label(label: Any, allowed: Any, rid: Any, field: str) -> None:
     _check_str(label, rid, field)
     if label not in allowed:
@@ -215,9 +317,10 @@ def validate_record(record: dict[str, Any]) -> dict[str, Any]:
     Checks: types of every field, every span inside ``text`` with ``text[s:e] == mention``, every label in the
     record's own schema, event roles legal for their event type, hyper-relation qualifiers legal for the relation.
     """
-    if isinstance(record, dict) and "text" not in record:
-        # a misspelt or missing ``text`` would otherwise silently become "" (and an empty answer)
-        raise RecordError(record.get("id"), "text", 'missing (use "" for a record without text)')
+    if isinstance(record, dict) and record.get("text") is None:
+        # a misspelt, missing or null ``text`` would otherwise silently become "" (and an empty answer)
+        what = "missing" if "text" not in record else "None"
+        raise RecordError(record.get("id"), "text", f'{what} (use "" for a record without text)')
     r = normalize_record(record)
     rid = r["id"]
     if isinstance(rid, bool) or not isinstance(rid, (str, int)) or rid == "":
@@ -226,16 +329,12 @@ def validate_record(record: dict[str, Any]) -> dict[str, Any]:
         _check_str(r[f], rid, f)
     schema, ans, text = r["schema"], r["ans"], r["text"]
     for f in SCHEMA_LIST_FIELDS:
-        for i, lab in enumerate(schema.get(f, [])):
-            _check_str(lab, rid, f"schema.{f}[{i}]")
-            if lab == "":
-                raise RecordError(rid, f"schema.{f}[{i}]", "empty label")
+        _check_labels(schema.get(f, []), rid, f"schema.{f}")
     for f in SCHEMA_DICT_FIELDS:
-        for k, labs in schema.get(f, {}).items():
-            if k == "":
-                raise RecordError(rid, f"schema.{f}", "empty label")
-            for i, lab in enumerate(labs):
-                _check_str(lab, rid, f"schema.{f}[{k!r}][{i}]")
+        names = schema.get(f, {})
+        _check_labels(list(names), rid, f"schema.{f}")
+        for k, labs in names.items():
+            _check_labels(labs, rid, f"schema.{f}[{k!r}]")
     for i, lab in enumerate(ans.get("cls", [])):
         _check_label(lab, schema.get("cls", []), rid, f"ans.cls[{i}]")
     for i, it in _dict_items(ans.get("ent", []), rid, "ans.ent"):

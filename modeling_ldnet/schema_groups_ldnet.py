@@ -3,7 +3,9 @@
 Used by ``LDNetProcessor.encode_record`` when a text does not fit in one window while instruction + schema leave
 fewer than ``window_stride + max_length // MIN_WINDOW_STEP_FRACTION`` text tokens per window (or no room at all).
 An event type stays with its roles, a relation with its qualifiers, and labels whose tag collides across tasks stay
-together, so each group encodes (and decodes) exactly as if the record held that group alone.
+together, so each group encodes (and decodes) exactly as if the record held that group alone. A label's
+description is part of its label's room and travels with it (the sub-record keeps the record's ``descriptions``;
+the processor encodes those of the labels each group holds).
 
 This file is shipped as remote code (imported by ``processing_ldnet``): only relative imports of the package.
 """
@@ -81,13 +83,16 @@ def schema_groups(
     max_length: int,
     pieces: Callable[[Sequence[str]], list[list[int]]],
     fit_suffix: Callable[[list[int], int, int], list[int]],
+    description_lengths: dict[tuple[str, str], int] | None = None,
 ) -> list[dict] | None:
     """Split ``rec`` into one sub-record per label group when instruction + schema leave too little room for
     the text; ``None`` when the record is encoded whole (the usual case).
 
     ``pieces`` tokenizes strings (no special tokens) and ``fit_suffix`` shortens ``[B] bg [SEP]`` as the
-    processor's encoding does, so the room computed here is the room the encoding will have.
+    processor's encoding does, so the room computed here is the room the encoding will have;
+    ``description_lengths``: tokens of each ``(namespace, label)``'s encoded description (separator included).
     """
+    extra = description_lengths or {}
     schema = rec["schema"]
     # cheap test first (the usual record fits): one tag + pieces per distinct (namespace, label)
     label_keys = dict.fromkeys(
@@ -104,7 +109,7 @@ def schema_groups(
     instr, bg = rec["instruction"], rec["bg"]
     base = 1 + (1 + len(pieces([instr])[0]) if instr else 0) + (1 if n_text else 0)
     suffix_len = (1 + len(pieces([bg])[0]) if bg else 0) + 1
-    label_len = {k: 1 + len(p) for k, p in zip(label_keys, pieces([k[1] for k in label_keys]))}
+    label_len = {k: 1 + len(p) + extra.get(k, 0) for k, p in zip(label_keys, pieces([k[1] for k in label_keys]))}
     full = base + sum(label_len.values())  # == len(prefix) of the whole schema (one tag per (ns, string))
     hard = full + 1 + min_text > max_length
     if not hard:

@@ -3,6 +3,10 @@
 Arrow needs fixed struct keys, so ``schema.event`` / ``schema.hyper_rel`` (``{name: [labels]}`` in the SPEC) are
 stored as ``[{"name", "labels"}]`` lists. ``modeling_ldnet.schema.normalize_record`` reads both forms, so a
 ``DatasetDict`` row can be fed to the processor as is.
+
+Label descriptions (a normalised record's top-level ``descriptions: [{"task", "label", "description"}]``) are stored
+as ``schema.descriptions``: a struct field, so folders written before descriptions existed still cast to
+:data:`UNIFIED_FEATURES` (the field reads as ``None``), and ``to_spec_record`` puts them back at the top level.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from typing import Any
 
 from datasets import Features, List, Value
 
+from modeling_ldnet.schema import DESCRIPTIONS, normalize_schema
 from modeling_ldnet.vocabulary_ldnet import ANS_FIELDS, SCHEMA_DICT_FIELDS, SCHEMA_LIST_FIELDS
 
 _SPAN = {"text": Value("string"), "span": List(Value("int32"))}
 _NAMED = List({"name": Value("string"), "labels": List(Value("string"))})
+_DESCRIBED = List({"task": Value("string"), "label": Value("string"), "description": Value("string")})
 
 UNIFIED_FEATURES = Features(
     {
@@ -27,6 +33,7 @@ UNIFIED_FEATURES = Features(
             "rel": List(Value("string")),
             "hyper_rel": _NAMED,
             "event": _NAMED,
+            DESCRIPTIONS: _DESCRIBED,
         },
         "text": Value("string"),
         "bg": Value("string"),
@@ -62,12 +69,14 @@ _SCHEMA_LISTS, _ANS_FIELDS = SCHEMA_LIST_FIELDS, ANS_FIELDS
 
 
 def to_arrow_record(record: dict[str, Any]) -> dict[str, Any]:
-    """SPEC-form record -> a row matching :data:`UNIFIED_FEATURES` (every key present)."""
-    schema = record.get("schema") or {}
+    """SPEC-form record -> a row matching :data:`UNIFIED_FEATURES` (every key present). Any schema form of
+    ``modeling_ldnet.schema`` is read (``{label: description}`` dicts included: nothing is dropped)."""
+    schema, descriptions = normalize_schema(record.get("schema"), record.get("id"), record.get(DESCRIPTIONS))
     ans = record.get("ans") or {}
     out_schema: dict[str, Any] = {f: list(schema.get(f) or []) for f in _SCHEMA_LISTS}
     for f in SCHEMA_DICT_FIELDS:
         out_schema[f] = [{"name": k, "labels": list(v)} for k, v in (schema.get(f) or {}).items()]
+    out_schema[DESCRIPTIONS] = [dict(d) for d in descriptions]
     return {
         "id": str(record["id"]),
         "instruction": record.get("instruction") or "",
@@ -95,6 +104,9 @@ def to_spec_record(row: dict[str, Any]) -> dict[str, Any]:
         "bg": row.get("bg") or "",
         "ans": ans,
     }
+    described = [dict(d) for d in schema.get(DESCRIPTIONS) or [] if d and d.get("description") is not None]
+    if described:
+        out[DESCRIPTIONS] = described
     if row.get("image"):
         out["image"] = row["image"]
     return out

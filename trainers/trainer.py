@@ -31,6 +31,8 @@ from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PredictionOutput, SchedulerType, get_last_checkpoint, speed_metrics
 
+from modeling_ldnet.schema import normalize_schema, schema_labels
+
 from .collator import LDNetDataCollator
 from .data import (
     FEATURE_COLUMNS,
@@ -358,6 +360,42 @@ def time_limit_callback(args: TrainingArguments) -> TimeLimitCallback | None:
 _SG, _SG_N, _LD, _LD_N, _MT, _MT_N, _T_OK, _T_MISS, _T_BAD = range(9)
 
 
+def training_labels(dataset: Any) -> dict[str, list[str]] | None:
+    """``{task: [labels]}``: the union of the schema labels of raw training records (negatives shown in a schema
+    included; first-seen order). ``None`` when the dataset holds no schemas (already tokenized features). An
+    :class:`~trainers.augmented.AugmentedRecordDataset` is read through its ``records`` (its augmentation draws
+    negatives from these same schemas)."""
+    if dataset is None:
+        return None
+    if is_tokenized(dataset):
+        dataset = getattr(dataset, "records", None)
+        if dataset is None or is_tokenized(dataset):
+            return None
+    names = getattr(dataset, "column_names", None)
+    if names is not None:
+        if "schema" not in names:
+            return None
+        rows = ({"schema": s, "descriptions": None} for s in dataset["schema"])  # one column, not whole rows
+    else:
+        rows = (r for r in dataset if isinstance(r, dict))
+    out: dict[str, dict[str, None]] = {}
+    for r in rows:
+        schema, _ = normalize_schema(r.get("schema"), r.get("id"))
+        for task, labels in schema_labels(schema).items():
+            out.setdefault(task, {}).update(dict.fromkeys(labels))
+    return {task: list(labels) for task, labels in out.items()}
+
+
+def merge_labels(old: dict[str, list[str]] | None, new: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Per-task union of two ``trained_labels`` maps (``old`` first)."""
+    out = {t: list(v) for t, v in (old or {}).items()}
+    for task, labels in new.items():
+        have = out.setdefault(task, [])
+        seen = set(have)
+        have.extend(x for x in labels if x not in seen)
+    return out
+
+
 class LDNetTrainer(Trainer):
     """``Trainer`` for :class:`~modeling_ldnet.LDNetModel`.
 
@@ -370,7 +408,12 @@ class LDNetTrainer(Trainer):
         teacher_store: a :class:`~trainers.teacher.TeacherScoreStore` for model-transfer learning; the default
             collator then attaches ``teacher_logits`` / ``teacher_mask`` / ``teacher_status``.
 
+    Training records the labels of its training schemas (:func:`training_labels`) into
+    ``model.config.trained_labels`` (union with what the config already held) when ``train()`` starts, so every
+    checkpoint and the final folder record them; ``pipeline("universal-ie")`` warns on a schema label outside them.
+
     Attributes:
+        trained_labels: the labels of this trainer's training schemas (``None``: pre-tokenized features).
         teacher_counts: ``Counter`` (``ok``, ``missing``, ``hash_mismatch``) of training features seen so far
             (all processes, updated at every log).
     """
@@ -397,6 +440,7 @@ class LDNetTrainer(Trainer):
             teacher_store = TeacherScoreStore(teacher_store)
         if data_collator is None and processor is not None:
             data_collator = LDNetDataCollator(processor, teacher_store=teacher_store)
+        self.trained_labels = training_labels(train_dataset)  # before tokenizing: features hold no schemas
         if train_dataset is not None and not is_tokenized(train_dataset):
             if processor is None:
                 raise ValueError("LDNetTrainer: raw training records need a processor (processing_class=)")
@@ -434,6 +478,13 @@ class LDNetTrainer(Trainer):
         self.teacher_counts: Counter = Counter()
         self._ldnet_stats: torch.Tensor | None = None
         self._warned_teacher = False
+
+    def train(self, *args: Any, **kwargs: Any):
+        """``Trainer.train``, after recording the training schemas' labels in ``config.trained_labels``."""
+        config = getattr(self._unwrapped(), "config", None)
+        if self.trained_labels is not None and config is not None:
+            config.trained_labels = merge_labels(getattr(config, "trained_labels", None), self.trained_labels)
+        return super().train(*args, **kwargs)
 
     # -- columns ------------------------------------------------------------------------------------------------
     def _set_signature_columns_if_needed(self) -> None:
