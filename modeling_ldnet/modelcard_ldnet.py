@@ -1,8 +1,9 @@
 """Model card (``README.md``) for saved LDNet folders, and the end of ``LDNetModel.save_pretrained``.
 
 The card is derived from the config (and the processor when given) and takes extra information as keyword
-arguments: ``schema``, ``training_data``, ``metrics``, ``repo_id``, ``license``, ``language``, ``description``,
-``example_text``, ``tags``. Shipped as remote code: only relative imports of the package.
+arguments: ``schema``, ``training_data``, ``metrics``, ``instruction``, ``repo_id``, ``license``, ``language``,
+``description``, ``example_text``, ``tags``. ``ldnet-train`` records schema, data and final metrics of every model
+it trains (:func:`collect_schema`, :func:`card_metrics`, :func:`update_model_card`). Shipped as remote code: only relative imports of the package.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from .vocabulary_ldnet import TASK_FIELDS
+from .vocabulary_ldnet import SCHEMA_DICT_FIELDS, SCHEMA_LIST_FIELDS, TASK_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,59 @@ def portable_model_id(name_or_path: str | os.PathLike | None) -> str | None:
     if os.path.isabs(name) or os.path.exists(name) or name.startswith((".", "~")) or len(parts) > 2:
         return None
     return name
+
+
+#: the dev / test metrics a card shows (name endings; SPEC §6: precision, recall, F1 per task)
+QUALITY_METRICS = ("f1", "precision", "recall")
+#: metric-key prefixes of ``Trainer`` -> the card's split names
+METRIC_PREFIXES = {"train_": "train", "eval_": "dev", "test_": "test"}
+
+
+def collect_schema(schemas: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """The union of record schemas, labels sorted: ``{"ent": [...], "rel": [...], "event": {type: [roles]}}``.
+
+    Takes SPEC-form schemas (``event`` a dict) and the Arrow form of ``datasets`` rows (``event`` a list of
+    ``{"name", "labels"}``), e.g. ``collect_schema(dataset["schema"])``. Fields without labels are left out."""
+    lists: dict[str, set[str]] = {}
+    dicts: dict[str, dict[str, set[str]]] = {}
+    for schema in schemas:
+        for f in SCHEMA_LIST_FIELDS:
+            lists.setdefault(f, set()).update((schema or {}).get(f) or ())
+        for f in SCHEMA_DICT_FIELDS:
+            value = (schema or {}).get(f) or {}
+            pairs = value.items() if isinstance(value, Mapping) else ((d["name"], d["labels"]) for d in value)
+            for name, labels in pairs:
+                dicts.setdefault(f, {}).setdefault(name, set()).update(labels or ())
+    out: dict[str, Any] = {f: sorted(lists[f]) for f in SCHEMA_LIST_FIELDS if lists.get(f)}
+    out.update({f: {k: sorted(v) for k, v in sorted(dicts[f].items())} for f in SCHEMA_DICT_FIELDS if dicts.get(f)})
+    return out
+
+
+def card_metrics(metrics: Mapping[str, Any], digits: int = 4) -> dict[str, dict[str, float]]:
+    """``Trainer`` metrics (``eval_ent_f1``, ``test_rel_strict_f1``, ``train_loss``...) -> the card's
+    ``{"train"|"dev"|"test": {metric: value}}``: precision / recall / F1 of dev and test, the train loss (rounded)."""
+    out: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        prefix = next((p for p in METRIC_PREFIXES if key.startswith(p)), None)
+        if prefix is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        name = key[len(prefix):]
+        keep = name == "loss" if prefix == "train_" else name.endswith(QUALITY_METRICS)
+        if not keep:  # counts (tp / fp / fn), losses of dev / test, run time, throughput, world size ...
+            continue
+        out.setdefault(METRIC_PREFIXES[prefix], {})[name] = round(float(value), digits)
+    return {split: out[split] for split in ("train", "dev", "test") if split in out}
+
+
+def update_model_card(save_directory: str | os.PathLike, config: Any, processor: Any | None = None,
+                      **info: Any) -> str | None:
+    """Merge ``info`` (``schema``, ``training_data``, ``metrics``...) into ``config.model_card_info`` and rewrite
+    ``config.json`` and ``README.md`` of an already saved folder (the weights are not written again): how a
+    training run records the metrics it only knows after the model was saved. Returns the card's path or None."""
+    merged = {**(getattr(config, CARD_INFO_ATTR, None) or {}), **info}
+    setattr(config, CARD_INFO_ATTR, json.loads(json.dumps(merged)))
+    config.save_pretrained(save_directory)
+    return write_model_card(save_directory, config=config, processor=processor, **merged)
 
 
 _EXAMPLE = {
@@ -177,8 +231,9 @@ def _training_lines(training_data: Any) -> list[str]:
     lines = []
     for item in training_data:
         if isinstance(item, Mapping):
-            extra = ", ".join(f"{k}: {v}" for k, v in item.items() if k != "name")
-            lines.append(f"- `{item.get('name', '?')}`" + (f" ({extra})" if extra else ""))
+            # "name": a dataset (also listed in the card's metadata); "path": a local file (ldnet-train)
+            extra = ", ".join(f"{k}: {v}" for k, v in item.items() if k not in ("name", "path"))
+            lines.append(f"- `{item.get('name') or item.get('path') or '?'}`" + (f" ({extra})" if extra else ""))
         else:
             lines.append(f"- `{item}`")
     return lines
@@ -198,10 +253,13 @@ def render_model_card(
     example_text: str | None = None,
     tags: Sequence[str] = (),
     datasets: Sequence[str] | None = None,
+    instruction: str | None = None,
 ) -> str:
     """The card's markdown (YAML metadata first). See the module docstring for the arguments."""
     from huggingface_hub import ModelCardData
 
+    # no schema given: the labels the model was trained on (config.trained_labels, when the trainer recorded them)
+    schema = schema or getattr(config, "trained_labels", None) or None
     names = list(datasets or [])
     if training_data and not isinstance(training_data, str) and not names:
         names = [d.get("name") if isinstance(d, Mapping) else str(d) for d in training_data]
@@ -246,6 +304,9 @@ def render_model_card(
         out += ["Not recorded. Pass any label inventory at inference (`schema=`).", ""]
     out += ["## Training data", ""]
     out += (_training_lines(training_data) if training_data else ["Not recorded."]) + [""]
+    if instruction is not None:  # every training record had this one (the pipeline's default for this model)
+        out += [f"Instruction of every training record: `{instruction}`" if instruction
+                else "Trained without instructions (`instruction=\"\"`).", ""]
     out += ["## Metrics", ""]
     out += (_metrics_table(metrics) if metrics else ["Not recorded."]) + [""]
     out += ["## Usage", "", "```python", "from transformers import pipeline", "",

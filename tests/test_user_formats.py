@@ -22,7 +22,7 @@ from processing import BENCHMARKS, SourceFormatError, to_spec_record
 from processing.__main__ import main as cli_main
 from processing.user_formats import convert_user_data, detect_format, load_user_data, split_prefix
 from processing.user_formats.bio import decode, detect_scheme
-from trainers.data import load_records
+from trainers.data import load_records, portable_path
 
 DATA = Path(__file__).resolve().parent / "data" / "formats"
 LS_EXPORT = DATA / "labelstudio" / "project-4-at-2024-05-02-10-20-0f3a5b7c.json"
@@ -447,3 +447,204 @@ def test_brat_trigger_without_event_is_reported(tmp_path):
     assert rec["ans"]["event"] == [{"event_type": "Attack", "trigger": {"text": "attacked", "span": [7, 15]},
                                     "args": [{"role": "Agent", "text": "Troops", "span": [0, 6]}]}]
     assert rep.drops == {"train": {"trigger without an event (no E line)": 1}}
+
+
+# ------------------------------------------------------------------ ldnet-train on own data: splits, report, card
+
+
+BRAT = portable_path(DATA / "brat")  # how ldnet-train records the folder (relative to the working directory)
+
+
+def _data_args(**kw):
+    from trainers.loading import DataArguments
+
+    return DataArguments(**kw)
+
+
+def test_brat_folder_with_split_subfolders_gives_its_splits(tmp_path):
+    """`--train_file <brat folder with train/ and dev/>`: train from train/, dev from dev/ (issue #24.5)."""
+    from trainers.data import load_training_data
+
+    data = load_training_data(_data_args(train_file=str(DATA / "brat")))
+    assert {s: [r["id"] for r in ds] for s, ds in data.splits.items()} == {
+        "train": ["train/PMID-10080948", "train/case_report_01"], "dev": ["dev/news_0007"]}
+    assert {s: src.to_dict() for s, src in data.sources.items()} == {
+        "train": {"flag": "--train_file", "path": BRAT, "format": "brat", "part": "train",
+                  "records": 2},
+        "dev": {"flag": "--train_file", "path": BRAT, "format": "brat", "part": "dev",
+                "records": 1}}
+    assert list(data.conversions) == [f"--train_file {BRAT}"]  # converted once, not per split
+    # the same folder behind --data_dir; a --validation_file replaces the folder's dev split
+    assert {s: len(ds) for s, ds in load_training_data(_data_args(data_dir=str(DATA / "brat"))).splits.items()} == {
+        "train": 2, "dev": 1}
+    gl = load_training_data(_data_args(train_file=f"brat:{DATA / 'brat'}",
+                                       validation_file=str(DATA / "gliner" / "dev.jsonl")))
+    assert [r["id"] for r in gl.splits["dev"]] == ["dev.0"] and len(gl.splits["train"]) == 2
+    assert gl.sources["dev"].to_dict() == {"flag": "--validation_file", "path": portable_path(DATA / "gliner" / "dev.jsonl"),
+                                           "format": "gliner", "part": None, "records": 1}
+    assert gl.sources["train"].path == f"brat:{BRAT}"
+    # --validation_file <the folder> takes its dev split; errors name the flag
+    assert [r["id"] for r in load_training_data(_data_args(validation_file=str(DATA / "brat"))).splits["dev"]] == [
+        "dev/news_0007"]
+    with pytest.raises(KeyError, match=r"--test_file .*brat: no 'test' split in it \(it holds \['train', 'dev'\]\)"):
+        load_training_data(_data_args(test_file=str(DATA / "brat")))
+    with pytest.raises(FileNotFoundError, match=r"--validation_file .*nope\.conll: no such file or folder"):
+        load_training_data(_data_args(train_file=str(DATA / "brat"), validation_file=str(tmp_path / "nope.conll")))
+    with pytest.raises(KeyError, match=r"--data .*brat: no split 'test' \(have \['train', 'dev'\]\)"):
+        load_records(DATA / "brat", "test", flag="--data")
+
+
+def test_label_differences_between_train_and_dev():
+    from trainers.data import label_differences, label_differences_message
+
+    train = [{"schema": {"ent": ["person", "org"], "rel": ["works_for", "lives in"]}},
+             {"schema": {"ent": ["person"], "event": {"Attack": ["attacker"]}}}]
+    dev = [{"schema": {"ent": ["Person", "city"], "rel": ["Works-For", "lives in"],
+                       "event": {"Attack": ["Attacker", "target"]}}}]
+    diff = label_differences(train, dev)
+    assert diff == {
+        "ent": {"only_train": ["org"], "only_dev": ["city"], "near_matches": [["person", "Person"]]},
+        "rel": {"only_train": [], "only_dev": [], "near_matches": [["works_for", "Works-For"]]},
+        "event roles": {"only_train": [], "only_dev": ["target"], "near_matches": [["attacker", "Attacker"]]},
+    }
+    assert label_differences_message(diff).splitlines()[1:] == [
+        "  ent: 'person' (train) vs 'Person' (dev) differ only in case/separators: use one spelling (e.g. the "
+        "converters' --label-map)",
+        "  ent: only in train: ['org']",
+        "  ent: only in dev: ['city']",
+        "  rel: 'works_for' (train) vs 'Works-For' (dev) differ only in case/separators: use one spelling (e.g. the "
+        "converters' --label-map)",
+        "  event roles: 'attacker' (train) vs 'Attacker' (dev) differ only in case/separators: use one spelling "
+        "(e.g. the converters' --label-map)",
+        "  event roles: only in dev: ['target']",
+    ]
+    assert label_differences(train, train) == {}
+
+
+@pytest.fixture(scope="module")
+def brat_run(tmp_path_factory):
+    """`ldnet-train --train_file <brat folder> --validation_file <a brat document spelling Lives_in as lives_in>`
+    for 2 steps with the tiny model; returns (results, output folder, log records)."""
+    import logging
+
+    from trainers.cli import train_main
+
+    root = tmp_path_factory.mktemp("brat_run")
+    dev = root / "dev_doc"
+    dev.mkdir()
+    text = "Ann Lee lives in Oslo City and has cramps in her arms.\n"
+    at = {s: (text.index(s), text.index(s) + len(s)) for s in ("Ann Lee", "Oslo City", "cramps in", "arms")}
+    (dev / "d1.txt").write_text(text, encoding="utf-8")
+    (dev / "d1.ann").write_text(
+        f"T1\tPerson {at['Ann Lee'][0]} {at['Ann Lee'][1]}\tAnn Lee\nT2\tCity {at['Oslo City'][0]} {at['Oslo City'][1]}"
+        f"\tOslo City\nT3\tADR {at['cramps in'][0]} {at['cramps in'][1]};{at['arms'][0]} {at['arms'][1]}\tcramps in "
+        "arms\nR1\tlives_in Arg1:T1 Arg2:T2\n", encoding="utf-8")
+    ckpt = T.save_tiny_checkpoint(root / "ckpt")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    logging.getLogger("ldnet").addHandler(handler)
+    try:
+        res = train_main([
+            "--model_name_or_path", str(ckpt), "--train_file", str(DATA / "brat"), "--validation_file", str(dev),
+            "--output_dir", str(root / "run"), "--use_cpu", "--max_steps", "2", "--per_device_train_batch_size", "2",
+            "--save_strategy", "no", "--learning_rate", "1e-3", "--disable_tqdm", "true", "--report_to", "none",
+            "--dataloader_pin_memory", "false",
+        ])
+    finally:
+        logging.getLogger("ldnet").removeHandler(handler)
+    return res, root / "run", records, dev
+
+
+def test_ldnet_train_prints_and_saves_the_conversion_report(brat_run):
+    import logging
+
+    res, out, records, dev = brat_run
+    report = json.loads((out / "conversion_report.json").read_text())
+    brat = f"--train_file {BRAT}"
+    assert report["splits"]["train"] == {
+        "flag": "--train_file", "path": BRAT, "format": "brat", "part": "train", "records": 2,
+        "encoding": {"records": 2, "features": 2, "gold_items": 15, "encoded": 15, "unencodable": {},
+                     "snapped_to_tokens": 0, "label_collisions": 0, "windowed_records": 0,
+                     "truncated_backgrounds": 0, "schema_split_records": 0}}
+    assert report["splits"]["dev"]["flag"] == "--validation_file" and report["splits"]["dev"]["records"] == 1
+    assert report["splits"]["dev"]["encoding"]["gold_items"] == 4  # Ann Lee, Oslo City, cramps in arms, lives_in
+    conv = report["conversions"][brat]
+    assert conv["splits"]["train"] == {"records": 2, "no_answer": 0,
+                                       "items": {"discontinuous_ent": 6, "rel": 1, "event": 3, "args": 5}}
+    assert {sp: {r: d["count"] for r, d in reasons.items()} for sp, reasons in conv["dropped"].items()} == {
+        "train": {"attribute (A line) not representable": 1, "modification (M line) not representable": 1,
+                  "normalization (N line) not representable": 1, "note (# line) not representable": 1,
+                  "relation argument is discontinuous": 1},
+        "dev": {"equivalence (* line) not representable": 1}}
+    assert conv["dropped"]["train"]["attribute (A line) not representable"]["example"] == "case_report_01.ann:7 T3"
+    assert conv["notes"] == {"train": {"numbered role name stripped (Theme2 -> Theme)": {
+        "count": 1, "example": "PMID-10080948.ann:7 Theme2"}}}
+    # one INFO block on the ldnet.train logger, which ldnet-train shows by default (no --log_level given)
+    blocks = [r.getMessage() for r in records if r.levelno == logging.INFO and r.getMessage().startswith("data read")]
+    assert len(blocks) == 1 and logging.getLogger("ldnet.train").getEffectiveLevel() == logging.INFO
+    lines = blocks[0].splitlines()
+    assert lines[0] == f"data read (details: {out / 'conversion_report.json'}):"
+    assert lines[1] == f"  train: 2 records <- --train_file {BRAT} (brat, its 'train' split); gold items 15, encoded 15"
+    assert lines[2].startswith("  dev: 1 record <- --validation_file ") and lines[2].endswith(
+        "dev_doc (brat); gold items 4, encoded 4")
+    assert lines[3].startswith(f"  {brat}: dropped 6 items: train: attribute (A line) not representable x1 "
+                               "(e.g. case_report_01.ann:7 T3); ")
+    assert lines[4] == (f"  {brat}: notes (nothing lost): train: numbered role name stripped (Theme2 -> Theme) x1 "
+                        "(e.g. PMID-10080948.ann:7 Theme2)")
+
+
+def test_ldnet_train_warns_when_train_and_dev_labels_differ(brat_run):
+    import logging
+
+    _, out, records, _ = brat_run
+    warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING
+                and r.getMessage().startswith("train and dev label sets differ")]
+    assert len(warnings) == 1
+    assert warnings[0].splitlines()[1:] == [
+        "  discontinuous_ent: only in train: ['Location', 'Organization', 'Protein']",
+        "  discontinuous_ent: only in dev: ['City']",
+        "  rel: 'Lives_in' (train) vs 'lives_in' (dev) differ only in case/separators: use one spelling (e.g. the "
+        "converters' --label-map)",
+        "  event: only in train: ['Binding', 'Negative_regulation', 'Phosphorylation']",
+        "  event roles: only in train: ['Cause', 'Theme']",
+    ]
+    diff = json.loads((out / "conversion_report.json").read_text())["label_differences"]
+    assert diff["rel"] == {"only_train": [], "only_dev": [], "near_matches": [["Lives_in", "lives_in"]]}
+
+
+def test_ldnet_train_card_and_config_record_schema_data_metrics(brat_run):
+    import yaml
+
+    from modeling_ldnet.modelcard_ldnet import card_metrics
+
+    res, out, _, dev = brat_run
+    info = json.loads((out / "config.json").read_text())["model_card_info"]
+    assert info["schema"] == {
+        "discontinuous_ent": ["ADR", "Location", "Organization", "Person", "Protein"], "rel": ["Lives_in"],
+        "event": {"Binding": ["Theme"], "Negative_regulation": ["Cause", "Theme"], "Phosphorylation": ["Theme"]}}
+    assert info["training_data"] == [
+        {"path": BRAT, "split": "train", "format": "brat", "records": 2, "flag": "--train_file",
+         "part": "train"},
+        {"path": str(Path(*dev.parts[-2:])), "split": "dev", "format": "brat", "records": 1,
+         "flag": "--validation_file"}]
+    assert info["instruction"] == EE_INSTRUCTION
+    assert info["metrics"] == card_metrics(res) and set(info["metrics"]) == {"train", "dev"}
+    assert info["metrics"]["train"] == {"loss": round(res["train_loss"], 4)}
+    assert info["metrics"]["dev"]["rel_strict_f1"] == round(res["eval_rel_strict_f1"], 4)
+    assert info["metrics"]["dev"]["discontinuous_ent_precision"] == round(res["eval_discontinuous_ent_precision"], 4)
+    assert not any(k.endswith(("_tp", "_fp", "_fn", "runtime", "loss")) for k in info["metrics"]["dev"])
+    card = (out / "README.md").read_text()
+    assert "Not recorded" not in card
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert "rel_strict_f1" in front["metrics"] and "datasets" not in front  # local files are no Hub datasets
+    for line in ("- **discontinuous_ent**: `ADR`, `Location`, `Organization`, `Person`, `Protein`",
+                 "- **rel**: `Lives_in`",
+                 "- **event**: `Binding` (`Theme`); `Negative_regulation` (`Cause`, `Theme`); `Phosphorylation` "
+                 "(`Theme`)",
+                 f"- `{BRAT}` (split: train, format: brat, records: 2, flag: --train_file, part: train)",
+                 f"Instruction of every training record: `{EE_INSTRUCTION}`"):
+        assert line in card.splitlines(), line
+    table = card.split("## Metrics")[1].split("## Usage")[0]
+    dev_row = next(row for row in table.splitlines() if row.startswith("| dev |"))
+    assert f"{res['eval_rel_strict_f1']:.2f}" in dev_row

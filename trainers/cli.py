@@ -31,10 +31,21 @@ from typing import Any
 import torch
 from transformers import EarlyStoppingCallback, set_seed
 
+from modeling_ldnet.modelcard_ldnet import CARD_INFO_ATTR, card_metrics, collect_schema, update_model_card
+
 from .augmented import AugmentedRecordDataset, EpochCallback
 from .calibration import calibrate_thresholds
 from .console import ArgumentParser, ArgumentsParser, console_entry
-from .data import load_benchmark, load_records, pick_split, tokenize_dataset
+from .data import (
+    data_report,
+    format_data_report,
+    label_differences_message,
+    load_benchmark,
+    load_records,
+    load_training_data,
+    pick_split,
+    tokenize_dataset,
+)
 from .loading import (  # noqa: F401 - DataArguments, ModelArguments, ... are re-exported (public names of this module)
     DataArguments,
     ModelArguments,
@@ -149,6 +160,32 @@ def resolve_schema_shuffle(data_args: DataArguments) -> bool:
     return bool(data_args.schema_shuffle)
 
 
+def report_data(data: Any, processor: Any, output_dir: Path) -> dict[str, Any]:
+    """Log what was read (one INFO block: records per split and source, conversion drops / notes, the encoding
+    check), warn about train / dev label differences, and save it all as ``OUTPUT_DIR/conversion_report.json``."""
+    path = output_dir / "conversion_report.json"
+    report = data_report(data, processor)
+    logger.info("%s", format_data_report(report, path))
+    if report["label_differences"]:
+        logger.warning("%s", label_differences_message(report["label_differences"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return report
+
+
+def record_training_card(config: Any, data: Any, instructions: set[str]) -> None:
+    """Set ``config.model_card_info`` for a model about to be trained on ``data``: the schema (labels per task of
+    the training split), the data (path, flag, format, records per split) and empty metrics (filled in at the end).
+    A base model's own card information (schema / data / metrics of what it was trained on before) is replaced."""
+    info = dict(getattr(config, CARD_INFO_ATTR, None) or {})
+    info.update(schema=collect_schema(data.splits["train"]["schema"]), training_data=data.card_data(), metrics={})
+    if len(instructions) == 1:
+        info["instruction"] = next(iter(instructions))  # the app ticks "no instruction" for ""
+    else:
+        info.pop("instruction", None)
+    setattr(config, CARD_INFO_ATTR, json.loads(json.dumps(info)))
+
+
 def train_main(argv: list[str] | None = None) -> dict[str, Any]:
     """Train (if a training split is given), evaluate on dev, predict on test. Returns all metrics."""
     if argv is None:  # command line: honour `accelerate launch --cpu --num_processes N` (see the helper)
@@ -166,7 +203,8 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
     schema_shuffle = resolve_schema_shuffle(data_args)
     time_cb = time_limit_callback(training_args)
 
-    splits = load_splits(data_args)
+    data = load_training_data(data_args, parse_options(data_args.benchmark_options))
+    splits = data.splits
     # without any --do_* flag every available split is used (TrainingArguments turns do_eval on by itself whenever
     # eval_strategy != "no", so the flags are read from the command line / json file, not from the dataclass)
     explicit = any(_given(argv, k) for k in ("do_train", "do_eval", "do_predict"))
@@ -177,12 +215,19 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
         raise ValueError("--do_train needs training data (--data_dir, --benchmark or --train_file)")
 
     model, processor = build_model_and_processor(model_args, data_args.max_length, data_args.overflow)
-    if do_train and getattr(model.config, "default_instruction", None) is None:
+    if training_args.process_index == 0:
+        report_data(data, processor, Path(training_args.output_dir))
+    instructions = set()
+    if do_train and "instruction" in splits["train"].column_names:
+        instructions = set(splits["train"]["instruction"])
+    if do_train and getattr(model.config, "default_instruction", None) is None and len(instructions) == 1:
         # one instruction for every training record (e.g. "" for instruction-free fine-tuning): the pipeline should
         # give it to records that come without one, instead of a paper-style default the model never saw
-        instructions = set(splits["train"]["instruction"]) if "instruction" in splits["train"].column_names else set()
-        if len(instructions) == 1:
-            model.config.default_instruction = instructions.pop()
+        model.config.default_instruction = next(iter(instructions))
+    if do_train:
+        # the card (README.md) and config.json of the saved model record what it was trained on from its first
+        # save; the final metrics are added at the end (record_final_metrics)
+        record_training_card(model.config, data, instructions)
     dev = splits.get("dev") if do_eval or (do_train and training_args.eval_strategy != "no") else None
 
     # TrainingArguments sets metric_for_best_model="loss" by itself under --load_best_model_at_end; for extraction
@@ -263,6 +308,11 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
                 fh.writelines(json.dumps({"id": rec["id"], "ans": ans}, ensure_ascii=False) + "\n" for rec, ans in zip(test, out.predictions))
             logger.info("wrote %d predictions to %s", len(out.predictions), path)
         results.update(metrics)
+    if do_train and trainer.is_world_process_zero():
+        card = update_model_card(training_args.output_dir, trainer.model.config, processor,
+                                 metrics=card_metrics(results))
+        logger.info("model card %s: schema, data and final metrics recorded (also in config.json %s)",
+                    card or "(README.md kept: not written by LDNet)", CARD_INFO_ATTR)
     return results
 
 
@@ -298,7 +348,7 @@ def teacher_scores_main(argv: list[str] | None = None) -> dict:
             raise KeyError(f"benchmark {a.benchmark}: no split {a.split!r} (have {list(dd)})")
         records = dd[name]
     else:
-        records = load_records(a.data, None if Path(a.data).is_file() else a.split)
+        records = load_records(a.data, None if Path(a.data).is_file() else a.split, flag="--data")
     if a.max_samples is not None and len(records) > a.max_samples:
         records = records.select(range(a.max_samples))
     manifest = compute_teacher_scores(

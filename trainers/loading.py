@@ -30,7 +30,7 @@ from modeling_ldnet import LDNetModel, LDNetProcessor
 from modeling_ldnet.modelcard_ldnet import portable_model_id
 from processing import load_unified
 
-from .data import load_benchmark, load_records, pick_split
+from .data import load_benchmark, load_training_data, pick_split, portable_path
 
 logger = logging.getLogger("ldnet.train")
 
@@ -124,18 +124,6 @@ class DataArguments:
     )
 
 
-def portable_path(path: str | os.PathLike) -> str:
-    """``path`` as recorded in a saved folder: relative to the working directory when it lies below it, else its
-    last two components (an absolute path names the machine it ran on, not the data)."""
-    p = Path(path)
-    if not p.is_absolute():
-        return str(p)
-    try:
-        return str(p.relative_to(Path.cwd()))
-    except ValueError:
-        return str(Path(*p.parts[-2:]))
-
-
 def portable(value: Any) -> Any:
     """``value`` (nested dicts / lists) with every absolute path string made :func:`portable_path`."""
     if isinstance(value, str):
@@ -160,15 +148,19 @@ def parse_options(text: str | None) -> dict[str, Any]:
 
 
 def setup_logging(training_args: Any) -> None:
-    """Log lines to stdout at the process's level (``ldnet.*``, ``trainers``, datasets, transformers)."""
+    """Log lines to stdout at the process's level (``ldnet.*``, ``trainers``, datasets, transformers); our own
+    loggers at INFO unless ``--log_level`` is given."""
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         datefmt="%m/%d/%Y %H:%M:%S",
         handlers=[logging.StreamHandler(sys.stdout)],
     )
     level = training_args.get_process_log_level()
+    # our own lines (the data report, the metric chosen...) are INFO: shown by default. transformers' "passive"
+    # --log_level means its own WARNING verbosity, which would hide them; an explicit --log_level still rules
+    own = logging.INFO if training_args.log_level == "passive" and training_args.should_log else level
     for name in ("ldnet", "trainers"):
-        logging.getLogger(name).setLevel(level)
+        logging.getLogger(name).setLevel(own)
     datasets.utils.logging.set_verbosity(level)
     transformers.utils.logging.set_verbosity(level)
     if not training_args.should_log:
@@ -297,32 +289,9 @@ def load_data_split(
 
 
 def load_splits(data_args: DataArguments) -> dict[str, Any]:
-    """``{"train"|"dev"|"test": datasets.Dataset}`` from the data arguments (each optional)."""
-    splits: dict[str, Any] = {}
-    if data_args.benchmark:
-        opts = parse_options(data_args.benchmark_options)
-        if data_args.instruction is not None:
-            opts["instruction"] = data_args.instruction
-        dd = load_benchmark(data_args.benchmark, data_args.data_dir, **opts)
-    elif data_args.data_dir:
-        dd = load_unified(data_args.data_dir)
-    else:
-        dd = {}
-    for split in ("train", "dev", "test"):
-        name = pick_split(dd, split)
-        if name is not None:
-            splits[split] = dd[name]
-    for split, path in (("train", data_args.train_file), ("dev", data_args.validation_file), ("test", data_args.test_file)):
-        if path:
-            splits[split] = load_records(path)
-    limits = {"train": data_args.max_train_samples, "dev": data_args.max_eval_samples, "test": data_args.max_predict_samples}
-    for split, n in limits.items():
-        if n is not None and split in splits and len(splits[split]) > n:
-            splits[split] = splits[split].select(range(n))
-    if data_args.instruction is not None and not data_args.benchmark:
-        inst = data_args.instruction
-        splits = {k: v.map(lambda r: {"instruction": inst}, keep_in_memory=True) for k, v in splits.items()}
-    return splits
+    """``{"train"|"dev"|"test": datasets.Dataset}`` from the data arguments (each optional); with their sources and
+    conversion reports: ``trainers.data.load_training_data``."""
+    return load_training_data(data_args, parse_options(data_args.benchmark_options)).splits
 
 
 __all__ = [

@@ -25,7 +25,15 @@ from ..convert import ConversionReport, convert_benchmark
 from ..registry import Benchmark, register
 from . import bio, brat, docbin, gliner, labelstudio
 from ._common import AUTO_INSTRUCTION
-from .detect import FORMATS, canonical_format, detect_format, load_user_data, split_prefix
+from .detect import (
+    FORMATS,
+    canonical_format,
+    detect_format,
+    load_user_data,
+    pick_user_split,
+    read_user_data,
+    split_prefix,
+)
 
 _LABEL_MAP = "rename labels: 'PER=person,LOC=location' or a JSON file {source: target}"
 _OBTAIN = "your own annotations ({}); a file or a folder with train/dev/test in the file names"
@@ -85,4 +93,5 @@ def convert_user_data(
                              **options)
 
 
-__all__ = ["FORMATS", "canonical_format", "convert_user_data", "detect_format", "load_user_data", "split_prefix"]
+__all__ = ["FORMATS", "canonical_format", "convert_user_data", "detect_format", "load_user_data", "pick_user_split",
+           "read_user_data", "split_prefix"]

@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..convert import convert_benchmark
+from ..convert import ConversionReport, convert_benchmark
 from . import bio
 
 logger = logging.getLogger(__name__)
@@ -129,24 +129,41 @@ def detect_format(path: str | Path) -> str:
     return "unified"
 
 
-def load_user_data(path: str | Path, split: str | None = None, **options: Any):
-    """A user-format file/folder as one split ``Dataset`` of validated unified records, or ``None`` when ``path`` is
-    in the unified format (the caller reads it with ``processing.load_unified``).
-
-    A file gives its only split. A folder gives ``split`` (``validation`` = ``dev``), or with ``split=None`` its
-    only split. The conversion report is logged (a warning when items were dropped).
-    """
+def read_user_data(path: str | Path, **options: Any) -> tuple[str, Path, Any, ConversionReport] | None:
+    """``(format, path, DatasetDict, report)`` for a user-format file/folder (every split it holds), or ``None`` when
+    ``path`` is in the unified format. ``FORMAT:`` prefixes are honoured; the report is returned, not logged."""
     fmt = detect_format(path)
     if fmt == "unified":
         return None
     _, p = split_prefix(path)
     dd, report = convert_benchmark(fmt, p, progress=False, **options)
+    return fmt, p, dd, report
+
+
+def load_user_data(path: str | Path, split: str | None = None, flag: str | None = None, **options: Any):
+    """A user-format file/folder as one split ``Dataset`` of validated unified records, or ``None`` when ``path`` is
+    in the unified format (the caller reads it with ``processing.load_unified``).
+
+    A file gives its only split. A folder gives ``split`` (``validation`` = ``dev``), or with ``split=None`` its
+    only split. ``flag`` (e.g. ``"--train_file"``) names the argument in errors. The conversion report is logged
+    (a warning when items were dropped).
+    """
+    got = read_user_data(path, **options)
+    if got is None:
+        return None
+    fmt, p, dd, report = got
     (logger.warning if report.dropped() else logger.info)("%s read as %s:\n%s", p, fmt, report.summary())
-    if p.is_file() or (split is None and len(dd) == 1):
+    return pick_user_split(dd, p, split, flag)
+
+
+def pick_user_split(dd: Any, path: str | Path, split: str | None, flag: str | None = None) -> Any:
+    """``dd[split]`` (``validation`` = ``dev``), or ``dd``'s only split; an error names ``flag`` and ``path``."""
+    where = f"{flag} {path}" if flag else str(path)
+    if len(dd) == 1 and (split is None or Path(path).is_file()):
         return next(iter(dd.values()))
     if split is None:
-        raise ValueError(f"{p} holds the splits {list(dd)}: name one")
+        raise ValueError(f"{where} holds the splits {list(dd)}: name one (argument split=)")
     name = _SPLIT_ALIASES.get(split, split)
     if name not in dd:
-        raise KeyError(f"{p}: no split {split!r} (have {list(dd)})")
+        raise KeyError(f"{where}: no split {split!r} (have {list(dd)})")
     return dd[name]
