@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 from transformers import pipeline  # noqa: E402
 
-import modeling_ldnet  # noqa: E402, F401  (registers "universal-ie")
+from modeling_ldnet import UniversalIEPipeline  # noqa: E402, F401  (first use registers "universal-ie")
 from processing import convert_benchmark  # noqa: E402
 from processing.paths import shared_data_dir  # noqa: E402
 

@@ -37,17 +37,18 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import datasets
-from datasets import Dataset, DatasetDict
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING, Any
 
 from modeling_ldnet.schema import RecordError, validate_record
 from modeling_ldnet.vocabulary_ldnet import ANS_FIELDS
 
-from .features import UNIFIED_FEATURES, to_arrow_record, to_spec_record
 from .registry import BENCHMARKS, Benchmark, SourceFormatError, register
+
+# `datasets` (and .features, built on it) are imported inside the functions that build or read datasets: every
+# converter module imports this one for its helpers, and registering benchmarks (`python -m processing list`)
+# must not pay for datasets' start-up
+if TYPE_CHECKING:  # pragma: no cover
+    from datasets import Dataset, DatasetDict
 
 FORMATS = ("jsonl", "parquet")
 SPLIT_ORDER = ("train", "dev", "validation", "test")
@@ -284,6 +285,10 @@ def accepts_report(fn: Any) -> bool:
 def _validated(records: Iterable[dict[str, Any]], split: str, report: ConversionReport, box: dict[str, BaseException],
                progress: bool) -> Iterator[dict[str, Any]]:
     """Validate, count and convert records to Arrow form; remember the first exception (datasets wraps it)."""
+    from tqdm.auto import tqdm
+
+    from .features import to_arrow_record
+
     bar = tqdm(desc=f"{report.benchmark}/{split}", unit=" rec", disable=not progress)
     try:
         for rec in records:
@@ -299,6 +304,11 @@ def _validated(records: Iterable[dict[str, Any]], split: str, report: Conversion
 
 
 def _build_split(records: Iterable[dict[str, Any]], split: str, report: ConversionReport, progress: bool) -> Dataset:
+    import datasets
+    from datasets import Dataset
+
+    from .features import UNIFIED_FEATURES
+
     it = iter(records)
     try:
         first = next(it)
@@ -360,6 +370,8 @@ def convert_benchmark(
         RecordError: a produced record is invalid (message names record id and field).
         SourceFormatError: a malformed upstream line (message names file and line).
     """
+    from datasets import DatasetDict
+
     if name not in BENCHMARKS:
         raise KeyError(f"unknown benchmark {name!r}; registered: {sorted(BENCHMARKS)}")
     if fmt not in FORMATS:
@@ -396,6 +408,8 @@ def convert_benchmark(
 
 def write_unified(dd: DatasetDict, out_dir: str | Path, fmt: str = "jsonl") -> list[Path]:
     """Write each split to ``out_dir/{split}.jsonl`` (SPEC form) or ``out_dir/{split}.parquet`` (Arrow form)."""
+    from .features import to_spec_record
+
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
     out = Path(out_dir)
@@ -415,18 +429,28 @@ def write_unified(dd: DatasetDict, out_dir: str | Path, fmt: str = "jsonl") -> l
 
 def _from_rows(rows: list[dict[str, Any]], split: str) -> Dataset:
     """Arrow-form rows -> Dataset with UNIFIED_FEATURES (works for zero rows, unlike ``from_list([])``)."""
+    import datasets
+    from datasets import Dataset
+
+    from .features import UNIFIED_FEATURES
+
     columns = {key: [row[key] for row in rows] for key in UNIFIED_FEATURES}
     return Dataset.from_dict(columns, features=UNIFIED_FEATURES, split=datasets.NamedSplit(split))
 
 
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    from .features import to_arrow_record
+
     for _lineno, rec in iter_json_lines(path):
         yield to_arrow_record(validate_record(rec))
 
 
 def _read_parquet(path: Path) -> Dataset:
     import pyarrow.parquet as pq
+    from datasets import Dataset
     from datasets.table import InMemoryTable
+
+    from .features import UNIFIED_FEATURES
 
     ds = Dataset(InMemoryTable(pq.read_table(path)))
     if ds.features != UNIFIED_FEATURES:
@@ -444,6 +468,8 @@ def load_unified(path: str | Path) -> DatasetDict:
     files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.suffix in (".jsonl", ".parquet"))
     if not files:
         raise FileNotFoundError(f"no .jsonl or .parquet split files under {p}")
+    from datasets import DatasetDict
+
     stems = Counter(f.stem for f in files)
     dup = [s for s, n in stems.items() if n > 1]
     if dup:

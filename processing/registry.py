@@ -7,6 +7,7 @@ and counted by the shared driver (``processing.convert``), never by the converte
 
 from __future__ import annotations
 
+from collections import UserDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,15 +44,63 @@ class Benchmark:
     options: dict[str, str] = field(default_factory=dict)
 
 
-BENCHMARKS: dict[str, Benchmark] = {}
+class BenchmarkRegistry(UserDict):
+    """``{name: Benchmark}`` that imports every converter module on first read, so ``import processing`` stays cheap
+    while ``BENCHMARKS`` is complete whenever it is looked at.
+
+    ``processing/__init__.py`` installs the loader (:meth:`set_loader`, its ``CONVERTERS`` list is the one source of
+    the module names). Reads made while the loader runs (a converter looking at its siblings) see the benchmarks
+    registered so far, as with eager imports.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._loader: Callable[[], None] | None = None
+
+    def set_loader(self, loader: Callable[[], None]) -> None:
+        self._loader = loader
+
+    def load(self) -> None:
+        """Run the loader once (imports the converter modules, which call :func:`register`)."""
+        loader, self._loader = self._loader, None
+        if loader is not None:
+            try:
+                loader()
+            except BaseException:
+                self._loader = loader  # a failed converter import is raised again on the next read
+                raise
+
+    def __getitem__(self, name: str) -> Benchmark:
+        self.load()
+        return self.data[name]
+
+    def __contains__(self, name: object) -> bool:
+        self.load()
+        return name in self.data
+
+    def __iter__(self) -> Iterator[str]:
+        self.load()
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        self.load()
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        self.load()
+        return repr(self.data)
+
+
+BENCHMARKS: BenchmarkRegistry = BenchmarkRegistry()
 
 
 def register(benchmark: Benchmark) -> Benchmark:
-    if benchmark.name in BENCHMARKS:
+    # .data: registering must not trigger the loader (register runs while the converter modules are imported)
+    if benchmark.name in BENCHMARKS.data:
         raise ValueError(f"benchmark {benchmark.name!r} registered twice")
     if benchmark.status not in ("real", "fixture"):
         raise ValueError(f"benchmark {benchmark.name!r}: status must be 'real' or 'fixture'")
-    BENCHMARKS[benchmark.name] = benchmark
+    BENCHMARKS.data[benchmark.name] = benchmark
     return benchmark
 
 
