@@ -22,7 +22,8 @@ Shipped as remote code: relative imports of the package only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,10 @@ logger = logging.getLogger(__name__)
 
 #: Key of the per-record flag set when the decoder's step budget cut a search (absent when nothing was cut).
 DECODE_TRUNCATED = "decode_truncated"
+
+#: Span hygiene modes (:func:`span_hygiene`): ``"merge"`` keeps the best-scored of a span's punctuation variants,
+#: ``"suppress"`` keeps the variant closest to the bare span; ``None`` keeps them all (the paper's decoder).
+SPAN_HYGIENE_MODES: tuple[str, ...] = ("merge", "suppress")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -186,6 +191,115 @@ def units_to_ans(units: dict[tuple, float], text: str, return_scores: bool = Fal
 
 
 # ------------------------------------------------------------------------------------------------------------
+# span hygiene: one answer per span, not one per punctuation variant of it (docs/decoding.md)
+
+#: Unit kind -> positions of its spans (a discontinuous entity's position holds a tuple of fragments).
+_SPAN_SLOTS: dict[str, tuple[int, ...]] = {
+    "ent": (2,), "discontinuous_ent": (2,), "rel": (2, 3), "hyper_rel": (2, 3, 5), "event_trigger": (2,),
+    "event_arg": (2, 4), "span": (1,),
+}
+#: Slots that are arguments (may point at an entity span): relation heads / tails / qualifiers, event arguments.
+_ARG_SLOTS: dict[str, tuple[int, ...]] = {"rel": (2, 3), "hyper_rel": (2, 3, 5), "event_arg": (4,)}
+
+
+def _is_punct_or_space(ch: str) -> bool:
+    return ch.isspace() or unicodedata.category(ch).startswith("P")
+
+
+def punctuation_core(span: tuple[int, int], text: str) -> tuple[int, int]:
+    """``span`` without its leading / trailing punctuation and whitespace (``"Boston ."`` -> ``"Boston"``,
+    ``"U.S."`` -> ``"U.S"``); a span of punctuation only is its own core."""
+    s, e = span
+    while s < e and _is_punct_or_space(text[s]):
+        s += 1
+    while e > s and _is_punct_or_space(text[e - 1]):
+        e -= 1
+    return (s, e) if s < e else (span[0], span[1])
+
+
+def _map_spans(unit: tuple, slots: tuple[int, ...], fn: Callable[[tuple[int, int]], tuple[int, int]]) -> tuple:
+    out = list(unit)
+    for i in slots:
+        v = out[i]
+        if v is None:
+            continue
+        out[i] = tuple(fn(f) for f in v) if unit[0] == "discontinuous_ent" else fn(v)
+    return tuple(out)
+
+
+def _size(unit: tuple) -> int:
+    total = 0
+    for i in _SPAN_SLOTS.get(unit[0], ()):
+        v = unit[i]
+        for s, e in ([] if v is None else v if unit[0] == "discontinuous_ent" else [v]):
+            total += e - s
+    return total
+
+
+def _dedupe(units: dict[tuple, float], text: str, mode: str) -> tuple[dict[tuple, float], dict[tuple, tuple]]:
+    """Group units equal up to punctuation around their spans; keep one per group. Returns (kept, moved), where
+    ``moved`` maps every dropped unit to the unit kept in its place."""
+    groups: dict[tuple, list[tuple]] = {}
+    for u in units:
+        groups.setdefault(_map_spans(u, _SPAN_SLOTS[u[0]], lambda sp: punctuation_core(sp, text)), []).append(u)
+    kept: dict[tuple, float] = {}
+    moved: dict[tuple, tuple] = {}
+    for members in groups.values():
+        if mode == "merge":  # the best-scored variant; on a tie the one closest to the bare span
+            best = min(members, key=lambda u: (-units[u], _size(u), repr(u)))
+        else:  # "suppress": drop the extensions, keep the variant closest to the bare span
+            best = min(members, key=lambda u: (_size(u), -units[u], repr(u)))
+        kept[best] = units[best]
+        moved.update((u, best) for u in members if u != best)
+    return kept, moved
+
+
+def span_hygiene(units: dict[tuple, float], text: str, mode: str | None) -> tuple[dict[tuple, float], int]:
+    """One answer per span instead of one per punctuation variant (``Boston`` / ``Boston .``) of it.
+
+    Units that differ only in punctuation or whitespace at the edges of their spans, with the same kind, type and
+    other fields, are *variants*; ``mode`` keeps one of each group: ``"merge"`` the best-scored (ties: the one
+    closest to the bare span), ``"suppress"`` the one closest to the bare span (its own score). A relation or event
+    argument on a dropped entity variant moves to the kept entity span (when that is unambiguous and the dropped
+    span is no entity of another type), and event
+    arguments follow their trigger. Genuinely nested spans (``Bank of America`` / ``America``) differ in more
+    than punctuation and are all kept. ``None`` returns ``units`` unchanged. Returns ``(units, dropped)``.
+    """
+    if mode is None:
+        return units, 0
+    if mode not in SPAN_HYGIENE_MODES:
+        raise ValueError(f"span_hygiene must be one of {SPAN_HYGIENE_MODES} or None, got {mode!r}")
+    by_kind: dict[str, dict[tuple, float]] = {}
+    for u, score in units.items():
+        by_kind.setdefault(u[0], {})[u] = score
+    out: dict[tuple, float] = dict(by_kind.pop("cls", {}))
+    ents, moved = _dedupe(by_kind.pop("ent", {}), text, mode)
+    # a dropped entity span -> the span kept for it (only when every type of that span went to the same one)
+    # (and not when that span is still an entity of another type: the argument may be that one)
+    ent_span: dict[tuple[int, int], tuple[int, int] | None] = {}
+    kept_spans = {u[2] for u in ents}
+    for old, new in moved.items():
+        if old[2] not in kept_spans:
+            ent_span[old[2]] = new[2] if ent_span.get(old[2], new[2]) == new[2] else None
+    triggers, moved_trig = _dedupe(by_kind.pop("event_trigger", {}), text, mode)
+    trig_of = {(old[1], old[2]): new[2] for old, new in moved_trig.items()}
+    out.update(ents)
+    out.update(triggers)
+    for kind, group in by_kind.items():
+        rewritten: dict[tuple, float] = {}
+        for u, score in group.items():
+            if kind == "event_arg":
+                u = (*u[:2], trig_of.get((u[1], u[2]), u[2]), *u[3:])
+            u = _map_spans(u, _ARG_SLOTS.get(kind, ()), lambda sp: ent_span.get(sp) or sp)
+            rewritten[u] = max(score, rewritten.get(u, 0.0))
+        out.update(_dedupe(rewritten, text, mode)[0])
+    return out, len(units) - len(out)
+
+
+_span_hygiene = span_hygiene  # decode_extraction's parameter of the same name shadows the function
+
+
+# ------------------------------------------------------------------------------------------------------------
 # logits -> units -> ans
 
 
@@ -222,12 +336,14 @@ def item_units(item: tuple, meta: FeatureMeta) -> list[tuple]:
 
 @dataclass
 class DecodeReport:
-    """What the step budget cut in one decoding call: windows cut, and per record index the labels cut."""
+    """What the step budget cut in one decoding call: windows cut, and per record index the labels cut; and per
+    record index how many punctuation variants :func:`span_hygiene` folded away (records with none are absent)."""
 
     windows: int = 0
     windows_cut: int = 0
     cut: dict[int, set[str]] = field(default_factory=dict)
     record_ids: dict[int, Any] = field(default_factory=dict)
+    variants_dropped: dict[int, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         recs = ", ".join(f"{self.record_ids.get(r, r)!r} ({', '.join(sorted(labels))})" for r, labels in sorted(self.cut.items()))
@@ -247,15 +363,20 @@ def decode_extraction(
     budget: int = 20000,
     return_scores: bool = False,
     warn: bool = True,
+    span_hygiene: str | None = None,
 ) -> tuple[list[dict], DecodeReport]:
     """Decode ``[B, 3, L, L]`` logits (one row per encoded window) into one ``ans`` dict per record.
 
     Windows of one record are merged (set union; a unit's score is its best over the windows). Spans are character
     offsets into the record's text; with ``return_scores`` every item carries ``score``, the smallest link
     probability of its chain(s). A record whose search was cut by ``budget`` (steps per window, shared by the labels)
-    gets ``"decode_truncated": True``; with ``warn`` one warning per call names them.
+    gets ``"decode_truncated": True``; with ``warn`` one warning per call names them. ``span_hygiene``
+    (``"merge"`` / ``"suppress"``; ``None``: off, the exact decoder) folds punctuation variants of one answer
+    (:func:`span_hygiene`) after the windows are merged; ``report.variants_dropped`` counts them per record.
     """
     threshold = check_threshold(threshold)  # one value, or one per channel
+    if span_hygiene is not None and span_hygiene not in SPAN_HYGIENE_MODES:
+        raise ValueError(f"span_hygiene must be one of {SPAN_HYGIENE_MODES} or None, got {span_hygiene!r}")
     if logits.dim() != 4 or logits.shape[1] != 3 or logits.shape[2] != logits.shape[3]:
         raise ValueError(f"logits must be [batch, 3, L, L], got {tuple(logits.shape)}")
     if logits.shape[0] != len(metas):
@@ -285,7 +406,12 @@ def decode_extraction(
             score = min(chain_score[ch] for ch in support)
             for unit in item_units(item, meta):
                 units[unit] = max(score, units.get(unit, 0.0))
-    answers = [units_to_ans(merged[r], texts[r], return_scores) for r in range(n_records)]
+    answers = []
+    for r in range(n_records):
+        units, dropped = _span_hygiene(merged[r], texts[r], span_hygiene)
+        if dropped:
+            report.variants_dropped[r] = dropped
+        answers.append(units_to_ans(units, texts[r], return_scores))
     for r in report.cut:
         answers[r][DECODE_TRUNCATED] = True
     if warn and report.cut:

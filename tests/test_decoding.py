@@ -5,6 +5,8 @@
 * issue #15.3: the step budget is shared round robin by the labels (none starves) and a cut is flagged in the
   answer (``decode_truncated``) and logged once per call, in the processor and in the pipeline.
 * issue #18.2: ``answers_ldnet.ans_units`` is the one ``ans`` -> units function (the metric holds a verbatim copy).
+* issue #24.6: span hygiene, punctuation variants of one answer (``Boston`` / ``Boston .``) merged or suppressed,
+  genuinely nested spans kept, off with ``None`` (exact units, gold-logit decoding, the pipeline's config switch).
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from hypothesis import strategies as st
 from transformers import pipeline
 
 from modeling_ldnet import answers_ldnet
-from modeling_ldnet.answers_ldnet import DECODE_TRUNCATED, ans_units, decode_extraction, units_to_ans
+from modeling_ldnet.answers_ldnet import (
+    DECODE_TRUNCATED,
+    ans_units,
+    decode_extraction,
+    punctuation_core,
+    span_hygiene,
+    units_to_ans,
+)
+from modeling_ldnet.configuration_ldnet import LDNetConfig
 from modeling_ldnet.roundtrip import ans_keys, gold_logits, roundtrip
 from modeling_ldnet.span_graph import (
     LabelInfo,
@@ -403,3 +413,160 @@ def test_metric_holds_a_verbatim_copy_of_ans_units():
     """``evaluate.load`` ships the metric folder alone, so it cannot import the package: it vendors the function."""
     metric_src = METRIC_SCRIPT.read_text(encoding="utf-8")
     assert inspect.getsource(answers_ldnet.ans_units) in metric_src
+
+
+# ---------------------------------------------------------------------------------------------- span hygiene
+
+HYG_TEXT = "John lives in Boston . He banks at Bank of America ( BoA ) ."
+
+
+def at(mention: str, start: int = 0) -> tuple[int, int]:
+    s = HYG_TEXT.index(mention, start)
+    return (s, s + len(mention))
+
+
+JOHN, BOSTON, BOSTON_DOT = at("John"), at("Boston"), at("Boston .")
+BANK, AMERICA, BOA, BOA_PAREN = at("Bank of America"), at("America"), at("BoA"), at("( BoA )")
+HYG_UNITS = {
+    ("ent", "person", JOHN): 0.9,
+    ("ent", "location", BOSTON): 0.6,
+    ("ent", "location", BOSTON_DOT): 0.8,
+    ("ent", "organization", BOSTON_DOT): 0.3,   # another type: not a variant of the location spans
+    ("ent", "organization", BANK): 0.7,
+    ("ent", "location", AMERICA): 0.5,          # genuinely nested: kept
+    ("ent", "organization", BOA): 0.4,
+    ("ent", "organization", BOA_PAREN): 0.45,
+    ("rel", "live in", JOHN, BOSTON): 0.55,
+    ("rel", "live in", JOHN, BOSTON_DOT): 0.4,
+    ("event_trigger", "move", at("lives")): 0.7,
+    ("event_trigger", "move", at("lives in")): 0.2,  # "in" is a word: not a variant
+    ("event_arg", "move", at("lives"), "place", BOSTON_DOT): 0.35,
+    ("cls", "news"): 1.0,
+}
+
+
+def test_punctuation_core():
+    assert punctuation_core(BOSTON_DOT, HYG_TEXT) == BOSTON
+    assert punctuation_core(BOA_PAREN, HYG_TEXT) == BOA
+    assert punctuation_core(BANK, HYG_TEXT) == BANK
+    assert punctuation_core((0, 4), "U.S. troops") == (0, 3)  # only the edges: "U.S" and "U.S." are variants
+    assert punctuation_core((2, 3), "a . b") == (2, 3)  # punctuation only: its own core
+
+
+def test_span_hygiene_merge_keeps_the_best_scored_variant():
+    units, dropped = span_hygiene(HYG_UNITS, HYG_TEXT, "merge")
+    assert dropped == 3
+    assert units == {
+        ("ent", "person", JOHN): 0.9,
+        ("ent", "location", BOSTON_DOT): 0.8,       # 0.8 > 0.6
+        ("ent", "organization", BOSTON_DOT): 0.3,
+        ("ent", "organization", BANK): 0.7,
+        ("ent", "location", AMERICA): 0.5,
+        ("ent", "organization", BOA_PAREN): 0.45,   # 0.45 > 0.4
+        # the relation on the dropped "Boston" moved to the kept entity span, best score of the two
+        ("rel", "live in", JOHN, BOSTON_DOT): 0.55,
+        ("event_trigger", "move", at("lives")): 0.7,
+        ("event_trigger", "move", at("lives in")): 0.2,
+        ("event_arg", "move", at("lives"), "place", BOSTON_DOT): 0.35,
+        ("cls", "news"): 1.0,
+    }
+
+
+def test_span_hygiene_suppress_drops_the_extension():
+    units, dropped = span_hygiene(HYG_UNITS, HYG_TEXT, "suppress")
+    assert dropped == 3
+    assert units == {
+        ("ent", "person", JOHN): 0.9,
+        ("ent", "location", BOSTON): 0.6,           # the bare span, its own score
+        ("ent", "organization", BOSTON_DOT): 0.3,
+        ("ent", "organization", BANK): 0.7,
+        ("ent", "location", AMERICA): 0.5,
+        ("ent", "organization", BOA): 0.4,
+        ("rel", "live in", JOHN, BOSTON): 0.55,
+        ("event_trigger", "move", at("lives")): 0.7,
+        ("event_trigger", "move", at("lives in")): 0.2,
+        # "Boston ." is still an organization entity: the argument may be that one, it stays
+        ("event_arg", "move", at("lives"), "place", BOSTON_DOT): 0.35,
+        ("cls", "news"): 1.0,
+    }
+
+
+def test_span_hygiene_off_and_bad_mode():
+    assert span_hygiene(HYG_UNITS, HYG_TEXT, None) == (HYG_UNITS, 0)
+    with pytest.raises(ValueError, match="span_hygiene must be one of"):
+        span_hygiene(HYG_UNITS, HYG_TEXT, "dedupe")
+
+
+def test_event_arguments_follow_their_trigger():
+    text = "Troops attacked . the city"
+    trig, trig_dot, city = (7, 15), (7, 17), (18, 26)
+    units = {("event_trigger", "attack", trig): 0.5, ("event_trigger", "attack", trig_dot): 0.9,
+             ("event_arg", "attack", trig, "target", city): 0.4, ("event_arg", "attack", trig_dot, "target", city): 0.3}
+    out, dropped = span_hygiene(units, text, "merge")
+    assert (out, dropped) == ({("event_trigger", "attack", trig_dot): 0.9,
+                               ("event_arg", "attack", trig_dot, "target", city): 0.4}, 2)
+    assert units_to_ans(out, text)["event"] == [{"event_type": "attack", "trigger": {"text": "attacked .",
+                                                 "span": [7, 17]}, "args": [{"role": "target", "text": "the city",
+                                                                             "span": [18, 26]}]}]
+
+
+def test_decode_extraction_span_hygiene_on_gold_logits(proc):
+    """Gold with both Boston spans (what a noisy model predicts): off, both come back (the exact decoder); merge
+    keeps the better-scored one, suppress the bare one; the report counts what was folded."""
+    text = "John lives in Boston ."
+    boston, boston_dot = sp(text, "Boston"), sp(text, "Boston .")
+    rec = mk("b", text, {"ent": ["person", "location"], "rel": ["live in"]},
+             {"ent": [{"type": "person", **sp(text, "John")}, {"type": "location", **boston},
+                      {"type": "location", **boston_dot}],
+              "rel": [{"relation": "live in", "head": sp(text, "John"), "tail": boston}]})
+    enc = proc(rec, return_tensors="pt")
+    logits = gold_logits(enc)
+    meta = enc["meta"][0]
+    base = meta.window[0] - meta.text_offset
+    k = meta.token_offsets.index(tuple(boston["span"]))  # the token "Boston"
+    row = logits[0, 2, k - base]
+    row[row > 0] = 1.0  # its THW links (closing "Boston" and the relation) at probability 0.73, the rest 1.0
+
+    def keys(mode):
+        ans, report = decode_extraction(logits, enc["meta"], 0.5, span_hygiene=mode, return_scores=True)
+        return ans_keys(ans[0]), report.variants_dropped
+
+    john = (0, 4)
+    assert keys(None) == ({("ent", "person", john), ("ent", "location", (14, 20)), ("ent", "location", (14, 22)),
+                           ("rel", "live in", john, (14, 20))}, {})
+    assert keys("merge") == ({("ent", "person", john), ("ent", "location", (14, 22)),
+                              ("rel", "live in", john, (14, 22))}, {0: 1})
+    assert keys("suppress") == ({("ent", "person", john), ("ent", "location", (14, 20)),
+                                 ("rel", "live in", john, (14, 20))}, {0: 1})
+    # the processor's default is the exact decoder (gold round trips); the mode is checked before any work
+    assert ans_keys(proc.post_process_extraction(logits, enc)[0]) == keys(None)[0]
+    with pytest.raises(ValueError, match="span_hygiene must be one of"):
+        decode_extraction(logits, enc["meta"], 0.5, span_hygiene="yes")
+
+
+def test_pipeline_reads_the_config_switch(monkeypatch):
+    p = ldnet_tiny.processor(max_length=64)
+    model = ldnet_tiny.tiny_model(p)
+    ie = pipeline("universal-ie", model=model, processor=p, device="cpu")
+    seen = []
+    real = p.post_process_extraction
+
+    def spy(logits, encoding, threshold=None, return_scores=False, warn=True, span_hygiene=None):
+        seen.append(span_hygiene)
+        return real(logits, encoding, threshold=threshold, return_scores=return_scores, warn=warn,
+                    span_hygiene=span_hygiene)
+
+    monkeypatch.setattr(p, "post_process_extraction", spy)
+    assert model.config.decode_span_hygiene == "merge"  # the default
+    ie("Jerry lives in Paris .", schema={"ent": ["person"]}, threshold=0.9)
+    model.config.decode_span_hygiene = None  # off: read on every call
+    ie("Jerry lives in Paris .", schema={"ent": ["person"]}, threshold=0.9)
+    assert seen == ["merge", None]
+
+
+def test_config_span_hygiene_field():
+    assert LDNetConfig().decode_span_hygiene == "merge"
+    assert LDNetConfig(decode_span_hygiene=None).to_dict()["decode_span_hygiene"] is None
+    assert LDNetConfig.from_dict(LDNetConfig(decode_span_hygiene="suppress").to_dict()).decode_span_hygiene == "suppress"
+    with pytest.raises(ValueError, match="LDNetConfig.decode_span_hygiene"):
+        LDNetConfig(decode_span_hygiene="drop")
