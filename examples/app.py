@@ -4,9 +4,14 @@
     python examples/app.py --model runs/demo/model [--port 7860] [--backend torch|onnx|onnx-int8]
 
 Type a text, edit the schema (entity types, relation types, event types with their roles), move the threshold, and
-see the entities highlighted in the text (type and score) and the relations / events in a table. The examples are
-CoNLL04 test sentences (from the staged data, ``$LDNET_SHARED_DATA``) when available. Runs
-``pipeline("universal-ie")`` (:func:`serving.backends.load_pipeline`) in-process.
+see the entities highlighted in the text (type and score) and the relations / events in a table. The schema editor
+starts with the labels recorded on the model card (what the model was trained on). A model trained on one label set
+does not read new label names reliably (the `make demo` model, asked for ``person, city, company``, calls John Smith
+a ``company``), so the app shows a warning whenever the schema asks for labels the model never saw: the pipeline's
+own ``last_report.unseen_labels`` when it reports them, else computed from ``config.trained_labels`` (or, for models
+saved before that field, the card's schema). The examples are CoNLL04 test sentences (from the staged data,
+``$LDNET_SHARED_DATA``) when available. Runs ``pipeline("universal-ie")`` (:func:`serving.backends.load_pipeline`)
+in-process.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ try:
 except ImportError:  # pragma: no cover - a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
+from modeling_ldnet.modelcard_ldnet import collect_schema  # noqa: E402
+from modeling_ldnet.schema import schema_labels  # noqa: E402
 from serving.backends import BACKENDS, load_pipeline  # noqa: E402
 
 #: CoNLL04's label inventory as the converter writes it (the `make demo` model is trained on it)
@@ -45,13 +52,71 @@ FALLBACK_EXAMPLES = [
 ]
 
 
-def trained_schema(card: dict[str, Any]) -> dict[str, Any]:
-    """The first schema on the model card (``{"ent": ..}`` or ``{dataset: {"ent": ..}}``), else CoNLL04's."""
+TASKS = {"cls", "ent", "discontinuous_ent", "rel", "hyper_rel", "event", "span"}
+
+
+def card_schema(card: dict[str, Any]) -> dict[str, Any] | None:
+    """The schema recorded on the model card (``{"ent": ..}``, or ``{dataset: {"ent": ..}}`` merged into one), or
+    None when the card records none."""
     schema = card.get("schema") or {}
-    tasks = {"cls", "ent", "discontinuous_ent", "rel", "hyper_rel", "event"}
-    if schema and not set(schema) <= tasks:
-        schema = next(iter(schema.values()))
-    return dict(schema) if schema else dict(CONLL04_SCHEMA)
+    if schema and not set(schema) <= TASKS:
+        schema = collect_schema(v for v in schema.values() if isinstance(v, dict))
+    return dict(schema) if schema else None
+
+
+def trained_schema(card: dict[str, Any]) -> dict[str, Any]:
+    """What the schema editor starts with: the card's schema (:func:`card_schema`), else CoNLL04's."""
+    return card_schema(card) or dict(CONLL04_SCHEMA)
+
+
+def known_labels(config: Any, card: dict[str, Any]) -> tuple[dict[str, set[str]] | None, str]:
+    """``({task: labels the model saw}, where that came from)``, or ``(None, reason)`` when there is nothing to warn
+    about: ``config.trained_labels`` (recorded by ``LDNetTrainer``) when the attribute exists, else the card's schema
+    (models saved before that field); a ``generalist`` model is meant for new labels."""
+    if getattr(config, "generalist", False):
+        return None, "a generalist model (config.generalist): meant for labels it never saw"
+    trained = getattr(config, "trained_labels", None)
+    if trained is not None:
+        return {t: set(v) for t, v in trained.items()}, "config.trained_labels"
+    schema = card_schema(card)
+    if schema:
+        return {t: set(v) for t, v in schema_labels(schema).items()}, "the model card's schema"
+    return None, "the model records no training labels (no config.trained_labels, no schema on its card)"
+
+
+def unseen_labels(schema: dict[str, Any], known: dict[str, set[str]] | None) -> dict[str, list[str]]:
+    """``{task: [labels]}`` of ``schema`` the model never saw (an event's roles count as ``event`` labels, as in the
+    pipeline's own check); ``{}`` when ``known`` is None."""
+    if known is None:
+        return {}
+    out = {}
+    for task, labels in schema_labels(schema).items():
+        new = [x for x in labels if x not in known.get(task, ())]
+        if new:
+            out[task] = new
+    return out
+
+
+def report_unseen(ie: Any) -> dict[str, list[str]] | None:
+    """The pipeline's own ``unseen labels`` of its latest call (``last_report.unseen_labels``), None when this
+    pipeline does not report them."""
+    report = getattr(ie, "last_report", None)
+    unseen = getattr(report, "unseen_labels", None)
+    return None if unseen is None else {t: list(v) for t, v in unseen.items() if v}
+
+
+def unseen_warning(unseen: dict[str, list[str]], known: dict[str, set[str]] | None, source: str) -> str:
+    """Markdown for the warning box ("" when every label was seen in training)."""
+    if not unseen:
+        return ""
+    asked = "; ".join(f"{t}: {', '.join(f'`{x}`' for x in labels)}" for t, labels in unseen.items())
+    trained = "; ".join(f"{t}: {', '.join(sorted(v))}" for t, v in sorted((known or {}).items()) if v)
+    return (
+        f"⚠️ **Labels this model never saw in training** — {asked}.  \n"
+        f"It was trained on {trained or '?'} ({source}). A model trained on a fixed label set does not read new "
+        "label names reliably: it tends to find its own types and give them one of the new names (e.g. a person "
+        "labelled `company`). Use the trained labels, or fine-tune on yours (`ldnet-train`)."
+    )
 
 
 def starts_without_instruction(card: dict[str, Any], flag: bool = False) -> bool:
@@ -135,29 +200,48 @@ def build_demo(ie: Any, examples: list[str] | None = None, no_instruction: bool 
 
     name, card, config_rows = model_info(ie)
     schema = trained_schema(card)
+    known, source = known_labels(ie.model.config, card)
     lock = threading.Lock()  # one pipeline, one call at a time (Gradio serves events from a thread pool)
     threshold = float(ie.processor.threshold)
 
+    def editor_schema(ents: str, rels: str, events: str) -> dict[str, Any]:
+        return {k: v for k, v in (("ent", parse_labels(ents)), ("rel", parse_labels(rels)),
+                                  ("event", parse_events(events))) if v}
+
+    def check_labels(ents: str, rels: str, events: str) -> str:
+        # shown while the schema is edited, before any extraction
+        return unseen_warning(unseen_labels(editor_schema(ents, rels, events), known), known, source)
+
     def extract(text: str, ents: str, rels: str, events: str, thr: float, skip_inst: bool):
-        sch = {k: v for k, v in (("ent", parse_labels(ents)), ("rel", parse_labels(rels)),
-                                 ("event", parse_events(events))) if v}
+        sch = editor_schema(ents, rels, events)
         if not (text or "").strip():
             raise gr.Error("type a text first")
         if not sch:
             raise gr.Error("the schema is empty: give at least one entity, relation or event type")
         with lock:
             ans = ie(text, schema=sch, threshold=float(thr), instruction="" if skip_inst else None)
+            unseen = report_unseen(ie)  # the pipeline's own warning when it has one (same thread, under the lock)
+        if unseen is None:
+            unseen = unseen_labels(sch, known)
         ent_rows = [[e["type"], e["text"], f"{e['span'][0]}-{e['span'][1]}", e.get("score")]
                     for e in ans.get("ent", [])]
-        return highlight(text, ans.get("ent", [])), structure_rows(ans), ent_rows, ans
+        warning = unseen_warning(unseen, known, source)
+        return highlight(text, ans.get("ent", [])), structure_rows(ans), ent_rows, ans, warning
 
     metrics = card.get("metrics") or {}
+    if known is None:
+        about = f"It cannot say which labels it was trained on ({source}), so no warning is shown for new ones."
+    else:
+        about = ("It extracts the labels it was trained on; the schema below starts with "
+                 + ("those on its model card. " if card_schema(card) else "CoNLL04's (its card records none). ")
+                 + "Other label names are read as text too, but a model trained on a fixed label set rarely gets "
+                 "them right: a warning appears when the schema asks for labels it never saw.")
     with gr.Blocks(title="LDNet universal IE") as demo:
         gr.Markdown(
             "## LDNet — universal information extraction\n"
-            f"Model `{Path(name).name or name}` ({config_rows.get('encoder', '?')}). "
-            "Edit the schema: the labels are read by the model, so unseen types can be tried too."
-            + (f"  \nMetrics on its card: `{json.dumps(metrics)}`" if metrics else "")
+            f"Model `{Path(name).name or name}` ({config_rows.get('encoder', '?')}). {about}"
+            + (f"  \nMetrics on its card: `{json.dumps(metrics)}`" if metrics else ""),
+            elem_id="about",
         )
         with gr.Row():
             with gr.Column(scale=3):
@@ -170,6 +254,7 @@ def build_demo(ie: Any, examples: list[str] | None = None, no_instruction: bool 
                                       value=", ".join(schema.get("rel", [])))
                 events = gr.Textbox(label="Event types with roles (one per line: `type: role, role`)", lines=2,
                                     elem_id="event-types", value=format_events(schema.get("event", {})))
+                warning = gr.Markdown(check_labels(ents.value, rels.value, events.value), elem_id="unseen-labels")
                 with gr.Row():
                     thr = gr.Slider(0.05, 0.95, value=threshold, step=0.05, label="Threshold", elem_id="threshold")
                     skip_inst = gr.Checkbox(value=starts_without_instruction(card, no_instruction), label="No instruction (models trained w/o Inst.)",
@@ -186,9 +271,11 @@ def build_demo(ie: Any, examples: list[str] | None = None, no_instruction: bool 
         gr.Examples(examples=[[t] for t in (examples or FALLBACK_EXAMPLES)], inputs=[text], label="Examples",
                     elem_id="examples")
         inputs = [text, ents, rels, events, thr, skip_inst]
-        outputs = [spans, table, ent_table, raw]
+        outputs = [spans, table, ent_table, raw, warning]
         button.click(extract, inputs, outputs, api_name="extract")
         text.submit(extract, inputs, outputs)
+        for box in (ents, rels, events):
+            box.change(check_labels, [ents, rels, events], warning, show_progress="hidden")
     return demo
 
 
