@@ -20,7 +20,7 @@ import ldnet_tiny as T
 import pytest
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, BertConfig
+from transformers import AutoConfig, AutoModel, BertConfig, DebertaV2Config
 
 from modeling_ldnet import LDNetModel, LDNetProcessor
 from modeling_ldnet.modeling_ldnet import MASK_VALUE
@@ -188,14 +188,25 @@ def records() -> list[dict]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("convert_original")
+def encoder_config(kind: str, vocab_size: int):
+    common = {"vocab_size": vocab_size, "hidden_size": HIDDEN, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "intermediate_size": 64, "max_position_embeddings": 128, "hidden_dropout_prob": 0.0,
+              "attention_probs_dropout_prob": 0.0}
+    if kind == "bert":
+        return BertConfig(**common)
+    # the shape of deberta-v3 (the authors' encoder): relative attention, no absolute positions, no token types
+    return DebertaV2Config(**common, relative_attention=True, position_buckets=16, max_relative_positions=-1,
+                           pos_att_type=["p2c", "c2p"], position_biased_input=False, norm_rel_ebd="layer_norm",
+                           share_att_key=True, type_vocab_size=0)
+
+
+@pytest.fixture(scope="module", params=["bert", "deberta-v2"])
+def setup(request, tmp_path_factory):
+    kind = request.param
+    root = tmp_path_factory.mktemp(f"convert_original_{kind}")
     encoder = root / "encoder"  # what --encoder points at: config + tokenizer, no weights
     base_tok = copy.deepcopy(T.tokenizer())
-    BertConfig(vocab_size=len(base_tok), hidden_size=HIDDEN, num_hidden_layers=1, num_attention_heads=2,
-               intermediate_size=64, max_position_embeddings=128, hidden_dropout_prob=0.0,
-               attention_probs_dropout_prob=0.0).save_pretrained(encoder)
+    encoder_config(kind, len(base_tok)).save_pretrained(encoder)
     base_tok.save_pretrained(encoder)
     ref_tok = copy.deepcopy(base_tok)
     assert ref_tok.add_tokens(TAGS) == 7  # the reference's assert
@@ -210,7 +221,7 @@ def setup(tmp_path_factory):
                 "history": {"best_loss": float("inf"), "curr_epoch": 3}}, rex)
     bare = root / "bare.pth"
     torch.save(state, bare)
-    return {"root": root, "encoder": encoder, "ref": ref, "ref_tok": ref_tok, "state": state, "rex": rex, "bare": bare}
+    return {"kind": kind, "root": root, "encoder": encoder, "ref": ref, "ref_tok": ref_tok, "state": state, "rex": rex, "bare": bare}
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +241,8 @@ def test_every_reference_key_is_mapped_or_reported(setup, converted):
     state = setup["state"]
     report = json.loads((converted / "conversion_report.json").read_text())
     pooler = sorted(k for k in state if k.startswith("plm.pooler."))
-    assert pooler == ["plm.pooler.dense.bias", "plm.pooler.dense.weight"]
+    # BertModel has a pooler (unused by the reference forward); DebertaV2Model has none
+    assert pooler == {"bert": ["plm.pooler.dense.bias", "plm.pooler.dense.weight"], "deberta-v2": []}[setup["kind"]]
     assert report["mapped"] == {k: k for k in state if k not in pooler}
     assert sorted(report["dropped"]) == pooler
     assert report["unmapped"] == [] and report["missing"] == []
