@@ -103,6 +103,33 @@ PIPELINE_CASES = [
     ("schema-ent-int-label", lambda ie: ie(TEXT, schema={"ent": [1]}), (RecordError, "field 'schema.ent[0]'")),
     ("schema-ent-empty-label", lambda ie: ie(TEXT, schema={"ent": [""]}), (RecordError, "empty label")),
     ("schema-event-roles-str", lambda ie: ie(TEXT, schema={"event": {"attack": "x"}}), (RecordError, "schema.event")),
+    ("schema-ent-nul-label", lambda ie: ie(TEXT, schema={"ent": ["per\x00son"]}),
+     (RecordError, "field 'schema.ent[0]': label 'per\\x00son' contains a NUL character")),
+    ("schema-ent-space-label", lambda ie: ie(TEXT, schema={"ent": ["person", " \t"]}),
+     (RecordError, "field 'schema.ent[1]': label ' \\t' is whitespace only")),
+    ("schema-ent-duplicate", lambda ie: ie(TEXT, schema={"ent": ["person", "city", "person"]}),
+     (RecordError, "field 'schema.ent[2]': duplicate label 'person' (also schema.ent[0])")),
+    ("schema-role-duplicate", lambda ie: ie(TEXT, schema={"event": {"move": ["place", "place"]}}),
+     (RecordError, "field \"schema.event['move'][1]\": duplicate label 'place'")),
+    ("schema-event-space-name", lambda ie: ie(TEXT, schema={"event": {" ": ["place"]}}),
+     (RecordError, "field 'schema.event[0]': label ' ' is whitespace only")),
+    ("schema-label-tag", lambda ie: ie(TEXT, schema={"ent": ["[LM]"]}),
+     (RecordError, "field 'schema.ent': label '[LM]' is spelled like the special token '[LM]'")),
+    ("schema-label-has-tag", lambda ie: ie(TEXT, schema={"rel": ["born [TL] in"]}), (RecordError, "special token '[TL]'")),
+    ("schema-label-sep", lambda ie: ie(TEXT, schema={"ent": ["[SEP]"]}), (RecordError, "special token '[SEP]'")),
+    ("schema-role-tag", lambda ie: ie(TEXT, schema={"event": {"move": ["[LR]"]}}),
+     (RecordError, "field 'schema.event': label '[LR]'")),
+    ("schema-desc-empty", lambda ie: ie(TEXT, schema={"ent": {"person": ""}}),
+     (RecordError, "field \"schema.ent['person']\": empty description of label 'person'")),
+    ("schema-desc-int", lambda ie: ie(TEXT, schema={"ent": {"person": 5}}),
+     (RecordError, "the description of label 'person' must be a string")),
+    ("schema-desc-ok", lambda ie: ie(TEXT, schema={"ent": {"person": "a human being", "location": None}}), (OK, TEXT)),
+    ("kwarg-shema", lambda ie: ie(TEXT, shema=ENT),
+     (TypeError, "unexpected arguments ['shema'] (did you mean 'shema' -> 'schema'?)")),
+    ("record-shema", lambda ie: ie({"id": "s2", "text": TEXT, "shema": ENT}),
+     (RecordError, "record 's2', field 'schema': input 0 has an unknown key 'shema' (did you mean 'schema'?)")),
+    ("record-shema-with-schema-arg", lambda ie: ie({"id": "s3", "text": TEXT, "Shema": ENT}, schema=ENT),
+     (RecordError, "unknown key 'Shema' (did you mean 'schema'?)")),
     ("schema-empty-no-question", lambda ie: ie(TEXT, schema={}), (ValueError, "extractive QA")),
     ("schema-missing", lambda ie: ie(TEXT), (ValueError, "has no schema")),
     # threshold
@@ -150,7 +177,8 @@ PIPELINE_CASES = [
     ("record-instruction-int", lambda ie: ie({"id": "i", "text": TEXT, "schema": ENT, "instruction": 3}),
      (RecordError, "field 'instruction'")),
     ("record-bool-id", lambda ie: ie({"id": True, "text": TEXT, "schema": ENT}), (RecordError, "field 'id'")),
-    ("record-text-none", lambda ie: ie({"id": "n", "text": None, "schema": ENT}), (OK, "")),
+    ("record-text-none", lambda ie: ie({"id": "n", "text": None, "schema": ENT}),
+     (RecordError, "record 'n', field 'text': None (use \"\" for a record without text)")),
     ("empty-text", lambda ie: ie("", schema=ENT), (OK, "")),
     ("whitespace-text", lambda ie: ie(" \t\n ", schema=ENT), (OK, " \t\n ")),
     ("emoji-cjk-text", lambda ie: ie("北京 😀 Jerry 大学 é ß", schema=ENT), (OK, "北京 😀 Jerry 大学 é ß")),
@@ -184,6 +212,11 @@ PROCESSOR_CASES = [
     ("proc-text-list-int", lambda p: p(text=["a", 1], schema=ENT), (TypeError, "text[1] must be a string")),
     ("proc-text-schema-typo", lambda p: p(text="a", schema={"entity": []}), (ValueError, "did you mean 'ent'")),
     ("proc-record-not-dict", lambda p: p([1]), (RecordError, "field '<record>'")),
+    ("proc-records-int", lambda p: p(5), (TypeError, "LDNetProcessor: `records` must be a dict or a list of dicts, got int 5")),
+    ("proc-records-none-text-none", lambda p: p(rec(text=None)), (RecordError, "record 'r1', field 'text': None")),
+    ("proc-label-tag", lambda p: p(rec(schema={"ent": ["[I]"]}, ans={})), (RecordError, "special token '[I]'")),
+    ("proc-logits-nan", lambda p: p.post_process_extraction(torch.full((1, 3, 8, 8), math.nan), p(rec(), return_tensors="pt")),
+     (ValueError, "the logits hold NaN for record(s) 'r1'")),
     ("proc-return-tensors", lambda p: p(rec(), return_tensors="np"), (ValueError, "return_tensors='pt' or None")),
     ("proc-call-overflow", lambda p: p(rec(), overflow="x"), (ValueError, "overflow must be one of")),
     ("proc-call-stride", lambda p: p(rec(), window_stride=-5), (ValueError, "window_stride must be >= 0")),
@@ -210,6 +243,16 @@ VALIDATE_CASES = [
     ("val-schema-label-int", lambda: validate_record(rec(schema={"ent": ["person", 3]})), (RecordError, "field 'schema.ent[1]'")),
     ("val-schema-event-int", lambda: validate_record(rec(schema={"event": 3})), (RecordError, "field 'schema.event'")),
     ("val-schema-event-listform", lambda: validate_record(rec(schema={"event": [{"labels": ["x"]}]})), (RecordError, "list form needs")),
+    ("val-text-none", lambda: validate_record(rec(text=None)), (RecordError, "record 'r1', field 'text': None")),
+    ("val-label-nul", lambda: validate_record(rec(schema={"ent": ["person", "\x00"]})), (RecordError, "NUL character")),
+    ("val-label-ws", lambda: validate_record(rec(schema={"ent": ["person", "\n"]})), (RecordError, "whitespace only")),
+    ("val-label-dup", lambda: validate_record(rec(schema={"ent": ["person", "person"]})),
+     (RecordError, "field 'schema.ent[1]': duplicate label 'person'")),
+    ("val-qualifier-dup", lambda: validate_record(rec(schema={"hyper_rel": {"r": ["q", "q"]}}, ans={})),
+     (RecordError, "field \"schema.hyper_rel['r'][1]\": duplicate label 'q'")),
+    ("val-desc-empty", lambda: validate_record(rec(schema={"ent": {"person": ""}})), (RecordError, "empty description")),
+    ("val-desc-list", lambda: validate_record(rec(schema={"ent": {"person": ["a"]}})),
+     (RecordError, "the description of label 'person' must be a string (or None for a label without one), got list")),
     ("val-ans-list", lambda: validate_record(rec(ans=[])), (RecordError, "field 'ans'")),
     ("val-ans-typo", lambda: validate_record(rec(ans={"entities": []})), (RecordError, "'entities' (did you mean 'ent'?)")),
     ("val-ent-not-dict", lambda: validate_record(rec(ans={"ent": ["Tom"]})), (RecordError, "field 'ans.ent[0]'")),
@@ -282,6 +325,32 @@ def test_validate_record_accepts_and_canonicalises():
                            "instruction": None, "bg": None, "ans": None})
     assert out == {"id": 3, "instruction": "", "text": "Tom met Ann .", "bg": "", "schema": {"event": {"meet": ["a"]}},
                    "ans": {}}
+
+
+def test_nan_scores_in_padding_are_not_an_error(proc):
+    enc = proc([rec(), rec(id="r2", text="Tom met Ann and Bob in Paris .", ans={})], return_tensors="pt")
+    logits = torch.full((2, 3, enc["input_ids"].shape[1], enc["input_ids"].shape[1]), -10.0)
+    short = enc["meta"][0].length
+    logits[0, :, short:, :] = math.nan  # padding rows of the shorter record: never read
+    assert proc.post_process_extraction(logits, enc) == [{}, {}]
+    logits[1, 2, 3, 4] = math.nan
+    with pytest.raises(ValueError, match=r"NaN for record\(s\) 'r2';"):
+        proc.post_process_extraction(logits, enc)
+
+
+def test_from_encoder_names_a_bad_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="LDNetModel.from_encoder: no encoder folder at '/no/such/dir'"):
+        LDNetModel.from_encoder("/no/such/dir")
+    with pytest.raises(FileNotFoundError, match="no encoder folder at './nope'"):
+        LDNetModel.from_encoder("./nope")
+    # an existing folder without a model, and an id the offline Hub cache lacks: an OSError naming the path
+    with pytest.raises(OSError) as err:
+        LDNetModel.from_encoder(str(tmp_path))
+    assert f"LDNetModel.from_encoder({str(tmp_path)!r}): could not load an encoder" in str(err.value)
+    with pytest.raises(OSError, match="from_encoder\\('no-such-org/no-such-encoder'\\): could not load"):
+        LDNetModel.from_encoder("no-such-org/no-such-encoder")
+    with pytest.raises(TypeError, match="encoder_name_or_path must be a path or a Hub id, got int"):
+        LDNetModel.from_encoder(5)
 
 
 def test_from_encoder_sizes_embeddings_for_the_tag_tokens(minilm, tmp_path):
