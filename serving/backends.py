@@ -10,13 +10,16 @@ quantizes that export with onnxruntime's dynamic int8 quantization (int8 weights
     ie("Jerry Smith lives in New York .", schema={"ent": ["person", "location"]})
 
 Exports are cached next to the model (``<model>/onnx/``) or in ``onnx_dir``; a cached file older than the
-weights is exported again.
+weights is exported again. Writing them logs one line (where, how many bytes); onnxruntime's own INFO logging (the
+quantizer logs a line per tensor) is kept quiet unless ``verbose_onnxruntime=True``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +34,20 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("torch", "onnx", "onnx-int8")
 FP32_NAME = "model.onnx"
 INT8_NAME = "model_int8.onnx"
+#: onnxruntime's log severity when quiet: 3 = errors only (0 verbose, 1 info, 2 warning)
+ORT_QUIET_SEVERITY = 3
 
 
 class OnnxLDNetModel:
     """Drop-in forward pass for the pipeline: takes the model inputs as tensors, runs an onnxruntime session and
     returns an :class:`LDNetOutput` (``logits``, ``label_drop_probs``), like ``LDNetModel.forward`` in eval mode."""
 
-    def __init__(self, path: str | os.PathLike, config: Any, threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, config: Any, threads: int | None = None, verbose: bool = False) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
+        if not verbose:
+            opts.log_severity_level = ORT_QUIET_SEVERITY
         if threads:
             # one session per process; intra-op threads are the CPU budget (inter-op stays sequential)
             opts.intra_op_num_threads = int(threads)
@@ -91,24 +98,69 @@ def _weights_mtime(model_dir: Path) -> float:
 
 
 def export_backend_files(
-    model: Any, model_dir: str | os.PathLike, backend: str, onnx_dir: str | os.PathLike | None = None
+    model: Any,
+    model_dir: str | os.PathLike,
+    backend: str,
+    onnx_dir: str | os.PathLike | None = None,
+    verbose_onnxruntime: bool = False,
 ) -> Path:
-    """The ``.onnx`` file for ``backend`` (exported / quantized when missing or older than the weights)."""
+    """The ``.onnx`` file for ``backend`` (exported / quantized when missing or older than the weights); logs one
+    line naming the folder and the bytes written when it writes anything."""
     model_dir = Path(model_dir)
     out = Path(onnx_dir) if onnx_dir else model_dir / "onnx"
     out.mkdir(parents=True, exist_ok=True)
     fp32 = out / FP32_NAME
     stale = _weights_mtime(model_dir)
-    if not fp32.is_file() or fp32.stat().st_mtime < stale:
-        logger.info("exporting %s to %s", model_dir, fp32)
-        # the TorchScript exporter: its graph quantizes cleanly and it needs no torch.export tracing of the encoder
-        export_onnx(model, fp32, dynamo=False)
-    if backend == "onnx":
-        return fp32
-    int8 = out / INT8_NAME
-    if not int8.is_file() or int8.stat().st_mtime < fp32.stat().st_mtime:
-        quantize_int8(fp32, int8)
-    return int8
+    written: list[Path] = []
+    with quiet_onnxruntime(not verbose_onnxruntime):
+        if not fp32.is_file() or fp32.stat().st_mtime < stale:
+            # the TorchScript exporter: its graph quantizes cleanly and it needs no torch.export tracing of the encoder
+            export_onnx(model, fp32, dynamo=False)
+            written.append(fp32)
+        target = fp32
+        if backend == "onnx-int8":
+            target = out / INT8_NAME
+            if not target.is_file() or target.stat().st_mtime < fp32.stat().st_mtime:
+                quantize_int8(fp32, target)
+                written.append(target)
+    if written:
+        sizes = {p.name: _file_bytes(p) for p in written}
+        logger.warning(
+            "%s backend: wrote %s into %s (%s bytes in all; cached for the next start, --onnx-dir puts it elsewhere)",
+            backend, ", ".join(f"{k} ({v:,} bytes)" for k, v in sizes.items()), out, f"{sum(sizes.values()):,}",
+        )
+    return target
+
+
+def _file_bytes(path: Path) -> int:
+    """A file's bytes, with its external-data files (``<name>.data``) when the export wrote any."""
+    extra = [p for p in path.parent.glob(path.name + "*") if p != path and p.is_file()]
+    return path.stat().st_size + sum(p.stat().st_size for p in extra)
+
+
+class _DropOnnxruntimeInfo(logging.Filter):
+    """Drops INFO / DEBUG records logged by onnxruntime's Python code (the quantizer logs on the root logger)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or f"{os.sep}onnxruntime{os.sep}" not in record.pathname
+
+
+@contextlib.contextmanager
+def quiet_onnxruntime(quiet: bool = True) -> Iterator[None]:
+    """onnxruntime's INFO logging off (Python side and its C++ default logger) inside the block."""
+    if not quiet:
+        yield
+        return
+    import onnxruntime as ort
+
+    drop = _DropOnnxruntimeInfo()
+    root = logging.getLogger()
+    root.addFilter(drop)
+    ort.set_default_logger_severity(ORT_QUIET_SEVERITY)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
 
 
 def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
@@ -134,11 +186,13 @@ def load_pipeline(
     onnx_dir: str | os.PathLike | None = None,
     trust_remote_code: bool = False,
     window_stride: int | None = None,
+    verbose_onnxruntime: bool = False,
 ) -> UniversalIEPipeline:
     """``pipeline("universal-ie", model=model_dir)`` on CPU with the given forward ``backend``.
 
     ``window_stride``: overrides the saved processor's overlap of long-text windows (in text tokens), for the whole
-    life of this pipeline (a server setting, never a per-request one).
+    life of this pipeline (a server setting, never a per-request one). ``verbose_onnxruntime``: keep onnxruntime's
+    INFO logging (quiet by default).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -155,7 +209,7 @@ def load_pipeline(
             raise ValueError(f"window_stride must be in [0, {ie.processor.max_length}), got {window_stride}")
         ie.processor.window_stride = int(window_stride)
     if backend != "torch":
-        path = export_backend_files(ie.model, model_dir, backend, onnx_dir)
-        ie.model = OnnxLDNetModel(path, ie.model.config, threads=threads)
+        path = export_backend_files(ie.model, model_dir, backend, onnx_dir, verbose_onnxruntime)
+        ie.model = OnnxLDNetModel(path, ie.model.config, threads=threads, verbose=verbose_onnxruntime)
     ie.backend = backend
     return ie

@@ -5,11 +5,14 @@
          -d '{"text": "Jerry Smith lives in New York .", "schema": {"ent": ["person", "location"]}}'
 
 Endpoints: ``POST /extract`` (one text, many texts or unified records + schema / instruction / threshold),
-``GET /health``, ``GET /info`` (the model card: schemas trained on, metrics, configuration); OpenAPI at ``/docs``.
-Concurrent requests are gathered into shared forward passes (:mod:`serving.batching`). Every request is checked
-against the limits (text length, texts per request, schema size) and answered 413 / 422 naming the field; a request
-can change nothing shared (options are per call, the pipeline's settings are never touched). ``SIGTERM`` /
-Ctrl-C stop taking connections and finish the requests in flight before the process exits.
+``GET /health`` (queue length and queue time), ``GET /info`` (the model card: schemas trained on, metrics,
+configuration); OpenAPI at ``/docs`` and ``/redoc``, served with their assets from this process (no CDN).
+Concurrent requests share forward passes of at most ``--max-batch-size`` windows, built round-robin over the
+waiting requests (:mod:`serving.batching`), so a short request is never queued behind all of a long one. Every
+request is checked against the limits (text length, texts per request, schema size, work budget) and answered
+413 / 422 naming the field; a request whose client disconnects is dropped from the queue. A request can change
+nothing shared (options are per call). ``SIGTERM`` / Ctrl-C stop taking connections and finish the requests in
+flight before the process exits.
 """
 
 from __future__ import annotations
@@ -20,25 +23,34 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Security
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, Security
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from modeling_ldnet.schema import RecordError
-
-from .backends import BACKENDS, load_pipeline
-from .batching import BatcherClosed, DynamicBatcher
+# Only light imports up here: ``ldnet-serve --help`` must not load torch / transformers (they load in main()).
 
 logger = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
 API_KEY_ENV = "LDNET_API_KEY"
+#: ``serving.backends.BACKENDS`` (a test checks they agree): importing that module would load torch before --help
+BACKENDS = ("torch", "onnx", "onnx-int8")
+#: the tag tokens of ``modeling_ldnet.configuration_ldnet.DEFAULT_SPECIAL_TOKENS`` and the encoder's own specials;
+#: a label spelled like one reads like a tag to a person, never to the model (the processor splits them), so it is
+#: refused. ``create_app`` adds the served processor's and tokenizer's.
+RESERVED_LABELS = ("[LC]", "[LM]", "[LR]", "[I]", "[TL]", "[TP]", "[B]", "[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]")
+#: how often a waiting request checks whether its client is still connected (seconds)
+DISCONNECT_POLL_S = 0.25
+#: answered to a client that has gone (nginx's convention; nobody reads it)
+CLIENT_CLOSED_REQUEST = 499
 
 
 @dataclass(frozen=True)
@@ -49,22 +61,30 @@ class Limits:
     max_texts: int = 64  # texts or records per request
     max_schema_labels: int = 200  # labels in one schema, event / hyper-relation roles included
     max_label_chars: int = 200
+    #: work budget in token-labels: per record, text tokens x schema labels, summed over the request's records.
+    #: 4M admits 64 texts of 20,000 characters (~4,500 tokens each) with a CoNLL04-sized schema (9 labels, ~2.6M)
+    max_request_cost: int = 4_000_000
 
 
 @dataclass(frozen=True)
 class ServerSettings:
     limits: Limits = Limits()
     max_wait_ms: float = 5.0
-    max_batch_size: int = 32
+    max_batch_size: int = 32  # windows per forward pass
     batching: bool = True
     api_key: str | None = None
 
 
 # -- API models --------------------------------------------------------------------------------------------
+# strict: JSON `"yes"` / `"0.5"` are type errors, not coerced to true / 0.5
+_STRICT = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+Labels = list[str] | dict[str, str | None]
+
+
 class NamedLabels(BaseModel):
     """The list form of ``event`` / ``hyper_rel`` entries (as ``processing`` stores them in ``datasets``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     name: str
     labels: list[str] = Field(default_factory=list)
@@ -72,14 +92,16 @@ class NamedLabels(BaseModel):
 
 class Schema(BaseModel):
     """What to extract. Labels are free strings (the model reads them), e.g. ``{"ent": ["person"], "rel":
-    ["work for"], "event": {"attack": ["attacker", "target"]}}``; an empty schema + instruction is extractive QA."""
+    ["live in"], "event": {"attack": ["attacker", "target"]}}``; an empty schema + instruction is extractive QA.
+    ``cls`` / ``ent`` / ``discontinuous_ent`` / ``rel`` may also be ``{label: description}`` dicts (GLiNER2's
+    convention; ``null`` for a label without one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
-    cls: list[str] | None = Field(None, description="class labels (text classification)")
-    ent: list[str] | None = Field(None, description="entity types")
-    discontinuous_ent: list[str] | None = Field(None, description="discontinuous entity types")
-    rel: list[str] | None = Field(None, description="relation types")
+    cls: Labels | None = Field(None, description="class labels (text classification)")
+    ent: Labels | None = Field(None, description="entity types")
+    discontinuous_ent: Labels | None = Field(None, description="discontinuous entity types")
+    rel: Labels | None = Field(None, description="relation types")
     hyper_rel: dict[str, list[str]] | list[NamedLabels] | None = Field(
         None, description="relation -> qualifier roles (or the list form `[{name, labels}]`)")
     event: dict[str, list[str]] | list[NamedLabels] | None = Field(
@@ -89,7 +111,7 @@ class Schema(BaseModel):
 class RecordIn(BaseModel):
     """A unified record (``schema`` / ``instruction`` default to the request's)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = _STRICT
 
     id: str | int | None = None
     text: str
@@ -102,13 +124,13 @@ class ExtractRequest(BaseModel):
     """Exactly one of ``text``, ``texts`` or ``records``."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
+        **_STRICT,
         json_schema_extra={
             "examples": [
                 {
-                    "text": "Jerry Smith lives in New York and works for Acme Corp .",
-                    "schema": {"ent": ["person", "location", "organization"], "rel": ["live in", "work for"]},
+                    "text": "John Smith works for Acme Corp in Boston .",
+                    "schema": {"ent": ["location", "organization", "people", "other"],
+                               "rel": ["kill", "live in", "located in", "organization in", "work for"]},
                 }
             ]
         },
@@ -123,7 +145,7 @@ class ExtractRequest(BaseModel):
     )
     bg: str | None = Field(None, description="background / second segment for `text` / `texts`")
     threshold: float | None = Field(None, gt=0.0, lt=1.0, description="decoding threshold (default: the model's)")
-    return_scores: bool = True
+    return_scores: StrictBool = True
 
     @model_validator(mode="after")
     def _one_input(self) -> ExtractRequest:
@@ -136,12 +158,24 @@ class ExtractRequest(BaseModel):
 class ExtractResponse(BaseModel):
     results: list[dict[str, Any]] = Field(description="one unified `ans` dict per input text / record")
     backend: str
+    warnings: list[str] = Field(default_factory=list, description="what the pipeline reported about this request "
+                                "(labels the model never saw in training, partial answers, ...)")
+
+
+class QueueStats(BaseModel):
+    pending_requests: int = Field(description="requests queued or running")
+    pending_windows: int = Field(description="windows (rows of work) not run yet")
+    oldest_pending_s: float = Field(description="age of the oldest unanswered request")
+    wait_p50_s: float | None = Field(description="median wait, submit -> first forward pass, of recent requests")
+    wait_p95_s: float | None
+    waits_counted: int
 
 
 class HealthResponse(BaseModel):
     status: str
     backend: str
     pending: int
+    queue: QueueStats
 
 
 class InfoResponse(BaseModel):
@@ -171,7 +205,19 @@ def _check_text(value: str | None, loc: list, limits: Limits) -> None:
         raise _too_large(loc, f"{len(value)} characters; the limit is {limits.max_text_chars} (--max-text-chars)")
 
 
-def _schema_dict(schema: Schema, loc: list, limits: Limits) -> dict[str, Any]:
+def _labels_of(task: str, value: Any) -> list[tuple[str, str, str]]:
+    """``(label, where, list it belongs to)`` of one schema task (event / hyper_rel: names, then roles per name)."""
+    if task in ("event", "hyper_rel"):
+        out = [(name, f"{task}.{name}", task) for name in value]
+        out += [(role, f"{task}.{name}[{i}]", f"{task}.{name}") for name, roles in value.items()
+                for i, role in enumerate(roles)]
+        return out
+    return [(x, f"{task}[{i}]", task) for i, x in enumerate(value)]
+
+
+def _schema_dict(schema: Schema, loc: list, limits: Limits, reserved: tuple[str, ...]) -> dict[str, Any]:
+    """The schema for the pipeline, after the checks: label lists not all empty, no empty / duplicate /
+    tag-like labels, label length and count limits. ``{label: description}`` dicts pass through as given."""
     out = schema.model_dump(exclude_none=True)
     for task in ("hyper_rel", "event"):
         if isinstance(out.get(task), list):  # list form -> the SPEC's dict form
@@ -180,27 +226,41 @@ def _schema_dict(schema: Schema, loc: list, limits: Limits) -> dict[str, Any]:
             if dup:
                 raise _invalid([*loc, task], f"{task}: duplicate names {dup}")
             out[task] = {x["name"]: x["labels"] for x in out[task]}
+    if out and not any(out.values()):
+        # `{"ent": []}` asks for nothing; `processing`'s records hold [] for the tasks they lack, beside real ones
+        first = next(iter(out))
+        raise _invalid([*loc, first], f"`{first}` is an empty label list and the schema asks for nothing else; give "
+                       "labels (or an empty schema {} with the question as `instruction` for extractive QA)")
+    reserved_upper = {r.upper() for r in reserved}
     n = 0
-    for task, labels in out.items():
-        items = [(k, f"{task}.{k}") for k in labels] if isinstance(labels, dict) else []
-        items += [(r, f"{task}.{k}.{r}") for k, roles in (labels.items() if isinstance(labels, dict) else ())
-                  for r in roles]
-        items += [(x, f"{task}[{i}]") for i, x in enumerate(labels)] if isinstance(labels, list) else []
-        for label, where in items:
+    for task, value in out.items():
+        seen: dict[tuple[str, str], str] = {}
+        for label, where, group in _labels_of(task, value):
             n += 1
             if not label.strip():
                 raise _invalid([*loc, task], f"empty label at {where}")
             if len(label) > limits.max_label_chars:
                 raise _too_large([*loc, task], f"label {where} has {len(label)} characters; the limit is "
                                  f"{limits.max_label_chars}")
+            tag = next((r for r in reserved_upper if r in label.upper()), None)
+            if tag is not None:
+                raise _invalid([*loc, task], f"label {label!r} at {where} is spelled like the special token {tag}; "
+                               "rename it")
+            if (group, label) in seen:
+                raise _invalid([*loc, task], f"duplicate label {label!r} at {where} (also {seen[(group, label)]})")
+            seen[(group, label)] = where
+            desc = value.get(label) if task not in ("event", "hyper_rel") and isinstance(value, dict) else None
+            if desc is not None and not desc.strip():
+                raise _invalid([*loc, task], f"empty description of label {label!r} at {where}; use null for a "
+                               "label without one")
     if n > limits.max_schema_labels:
         raise _too_large(loc, f"{n} labels; the limit is {limits.max_schema_labels} (--max-schema-labels)")
     return out
 
 
-def to_records(req: ExtractRequest, limits: Limits) -> list[dict[str, Any]]:
+def to_records(req: ExtractRequest, limits: Limits, reserved: tuple[str, ...] = RESERVED_LABELS) -> list[dict]:
     """The pipeline records for ``req`` (each carries its schema and instruction), after the limit checks."""
-    schema = _schema_dict(req.schema_, ["schema"], limits) if req.schema_ is not None else None
+    schema = _schema_dict(req.schema_, ["schema"], limits, reserved) if req.schema_ is not None else None
     _check_text(req.instruction, ["instruction"], limits)
     _check_text(req.bg, ["bg"], limits)
     field = "records" if req.records is not None else "texts"
@@ -217,7 +277,8 @@ def to_records(req: ExtractRequest, limits: Limits) -> list[dict[str, Any]]:
             _check_text(item.text, [*loc, "text"], limits)
             _check_text(item.instruction, [*loc, "instruction"], limits)
             _check_text(item.bg, [*loc, "bg"], limits)
-            rec_schema = _schema_dict(item.schema_, [*loc, "schema"], limits) if item.schema_ is not None else schema
+            rec_schema = (_schema_dict(item.schema_, [*loc, "schema"], limits, reserved) if item.schema_ is not None
+                          else schema)
             rec = {"id": item.id if item.id is not None else where, "text": item.text, "bg": item.bg,
                    "schema": rec_schema, "instruction": item.instruction if item.instruction is not None
                    else req.instruction}
@@ -233,7 +294,46 @@ def to_records(req: ExtractRequest, limits: Limits) -> list[dict[str, Any]]:
     return records
 
 
+def report_warnings(report: Any, answers: list[dict]) -> list[str]:
+    """What the pipeline's encoding report and the answers say about a request, as sentences for the response."""
+    out = []
+    unseen = getattr(report, "unseen_labels", None) or {}
+    if unseen:
+        out.append("labels the model never saw in training (expect weaker answers): "
+                   + "; ".join(f"{task}: {labels}" for task, labels in unseen.items()))
+    cut = getattr(report, "descriptions_cut", 0)
+    if cut:
+        out.append(f"{cut} label description(s) cut to the processor's max_description_tokens")
+    if getattr(report, "split_records", 0):
+        out.append(f"{report.split_records} record(s) with a schema too large for one pass: run as "
+                   f"{report.schema_passes} label-group passes")
+    partial = [i for i, a in enumerate(answers) if a.get("decode_truncated")]
+    if partial:
+        out.append(f"answers {partial} are partial: the decode step budget ran out (flagged decode_truncated)")
+    return out
+
+
 # -- app ---------------------------------------------------------------------------------------------------
+class Utf8JsonRoute(APIRoute):
+    """Refuses a body that is not UTF-8 with a 400 that says so (FastAPI's own answer names nothing)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            body = await request.body()  # cached on the request: FastAPI's parsing reads the same bytes
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                msg = (f"the request body is not UTF-8 (byte 0x{body[exc.start]:02x} at position {exc.start}); "
+                       "send JSON encoded as UTF-8")
+                return JSONResponse(status_code=400, content={
+                    "detail": [{"loc": ["body"], "msg": msg, "type": "body_encoding"}]})
+            return await handler(request)
+
+        return route
+
+
 def _jsonable(v: Any) -> Any:
     try:
         json.dumps(v)
@@ -253,14 +353,26 @@ def model_info(pipe: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
     return name, card, rows
 
 
+def reserved_labels(pipe: Any) -> tuple[str, ...]:
+    """:data:`RESERVED_LABELS` plus the served processor's tag tokens and its tokenizer's special tokens."""
+    proc = getattr(pipe, "processor", None)
+    tags = list(getattr(proc, "special_tokens", {}).values())
+    specials = list(getattr(getattr(proc, "tokenizer", None), "all_special_tokens", []) or [])
+    return tuple(dict.fromkeys([*RESERVED_LABELS, *tags, *(s for s in specials if s.startswith("["))]))
+
+
 def create_app(pipe: Any, settings: ServerSettings | None = None) -> FastAPI:
     """A FastAPI app serving ``pipe`` (a ``pipeline("universal-ie")``, any backend) with dynamic batching."""
+    from .batching import BatcherClosed, DynamicBatcher  # torch: loaded with the pipeline, after --help
+
     settings = settings or ServerSettings()
+    limits = settings.limits
     backend = getattr(pipe, "backend", "torch")
     batcher = DynamicBatcher(
         pipe, max_wait_ms=settings.max_wait_ms, max_batch_size=settings.max_batch_size, batching=settings.batching
     )
     name, card, config_rows = model_info(pipe)
+    reserved = reserved_labels(pipe)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -268,12 +380,14 @@ def create_app(pipe: Any, settings: ServerSettings | None = None) -> FastAPI:
         # uvicorn has finished the requests in flight; drain anything still queued, then stop the worker
         await asyncio.to_thread(batcher.close)
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI / ReDoc assets from the fastapi-offline package (no CDN: works offline)
+    app = FastAPIOffline(
         title="LDNet universal IE",
         version="1.0",
         description="Universal information extraction with LDNet (`pipeline(\"universal-ie\")`).",
         lifespan=lifespan,
     )
+    app.router.route_class = Utf8JsonRoute
     app.state.batcher = batcher
     app.state.pipeline = pipe
     app.state.settings = settings
@@ -289,31 +403,59 @@ def create_app(pipe: Any, settings: ServerSettings | None = None) -> FastAPI:
     guarded = [Depends(check_key)] if settings.api_key else []
 
     errors = {
-        400: {"model": ErrorResponse, "description": "the body is not valid JSON"},
+        400: {"model": ErrorResponse, "description": "the body is not valid JSON / not UTF-8"},
         401: {"model": ErrorResponse, "description": "missing or wrong API key"},
-        413: {"model": ErrorResponse, "description": "a limit exceeded (the detail names the field)"},
+        413: {"model": ErrorResponse, "description": "a limit exceeded (the detail names the field or the budget)"},
         422: {"model": ErrorResponse, "description": "invalid request (the detail names the field)"},
         503: {"model": ErrorResponse, "description": "shutting down"},
     }
 
+    async def answers_or_cancel(future: Any, request: Request) -> list[dict] | None:
+        """The request's answers; None (and its queued work dropped) when the client disconnects first."""
+        waiter = asyncio.wrap_future(future)  # cancelling this task (shutdown) cancels the work too
+        while True:
+            done, _ = await asyncio.wait({waiter}, timeout=DISCONNECT_POLL_S)
+            if done:
+                return waiter.result()
+            if await request.is_disconnected():
+                batcher.cancel(future)
+                return None
+
     @app.post("/extract", response_model=ExtractResponse, responses=errors, dependencies=guarded)
-    async def extract(req: ExtractRequest) -> ExtractResponse:
+    async def extract(req: ExtractRequest, request: Request) -> ExtractResponse | Response:
         """Extract structures from one text, many texts or unified records (one answer per input)."""
-        records = to_records(req, settings.limits)
+        records = to_records(req, limits, reserved)
         options: dict[str, Any] = {"return_scores": req.return_scores}
         if req.threshold is not None:
             options["threshold"] = req.threshold
         try:
-            answers = await asyncio.wrap_future(batcher.submit(records, **options))
+            # tokenization and windows off the event loop (a 64 x 20,000-character request takes a while)
+            encoded = await asyncio.to_thread(batcher.encode, records, **options)
+        except (ValueError, TypeError) as exc:  # the pipeline's input errors (RecordError) name record and field
+            raise _invalid([], str(exc)) from exc
+        if encoded.cost > limits.max_request_cost:
+            raise _too_large([], f"the request costs {encoded.cost:,} token-labels (text tokens x schema labels, "
+                             f"summed over records): {encoded.cost - limits.max_request_cost:,} past the budget of "
+                             f"{limits.max_request_cost:,} (--max-request-cost); send fewer or shorter texts or "
+                             "fewer labels")
+        try:
+            future = batcher.enqueue(encoded)
         except BatcherClosed as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from exc
-        except (RecordError, ValueError, TypeError) as exc:  # the pipeline's input errors name record and field
+        try:
+            answers = await answers_or_cancel(future, request)
+        except (ValueError, TypeError) as exc:
             raise _invalid([], str(exc)) from exc
-        return ExtractResponse(results=answers, backend=backend)
+        if answers is None:
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
+        return ExtractResponse(results=answers, backend=backend, warnings=report_warnings(encoded.report, answers))
 
     @app.get("/health", response_model=HealthResponse)
     async def health() -> HealthResponse:
-        return HealthResponse(status="ok", backend=backend, pending=batcher.pending())
+        """Liveness and the queue: pending requests / windows, the oldest one's age, recent p50 / p95 wait."""
+        queue = batcher.queue_stats()
+        return HealthResponse(status="ok", backend=backend, pending=queue["pending_requests"],
+                              queue=QueueStats(**queue))
 
     @app.get("/info", response_model=InfoResponse, responses={401: errors[401]}, dependencies=guarded)
     async def info() -> InfoResponse:
@@ -323,7 +465,7 @@ def create_app(pipe: Any, settings: ServerSettings | None = None) -> FastAPI:
             backend=backend,
             card=card,
             config=config_rows,
-            limits=asdict(settings.limits),
+            limits=asdict(limits),
             batching={"enabled": settings.batching, "max_wait_ms": settings.max_wait_ms,
                       "max_batch_size": settings.max_batch_size, **asdict(batcher.stats)},
         )
@@ -337,37 +479,59 @@ def create_app(pipe: Any, settings: ServerSettings | None = None) -> FastAPI:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ldnet-serve", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=_HelpFormatter)
     p.add_argument("model", help="saved LDNet folder (pipeline.save_pretrained / trainer.save_model)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--backend", choices=BACKENDS, default="torch")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    p.add_argument("--port", type=int, default=8000, help="TCP port")
+    p.add_argument("--backend", choices=BACKENDS, default="torch", help="forward pass: torch, ONNX or ONNX int8")
     p.add_argument("--onnx-dir", help="where ONNX exports are cached (default: MODEL/onnx)")
-    p.add_argument("--threads", type=int, default=None, help="intra-op CPU threads (torch / onnxruntime)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op CPU threads (torch / onnxruntime; default: "
+                   "torch's choice)")
     p.add_argument("--window-stride", type=int, default=None,
                    help="overlap of long-text windows in tokens (default: the saved processor's)")
-    p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits to share a batch")
-    p.add_argument("--max-batch-size", type=int, default=32, help="records per forward pass")
-    p.add_argument("--no-batching", action="store_true", help="one request per forward pass")
-    p.add_argument("--max-text-chars", type=int, default=Limits.max_text_chars)
-    p.add_argument("--max-texts", type=int, default=Limits.max_texts)
-    p.add_argument("--max-schema-labels", type=int, default=Limits.max_schema_labels)
+    p.add_argument("--max-wait-ms", type=float, default=ServerSettings.max_wait_ms,
+                   help="how long a new request waits to share a forward pass")
+    p.add_argument("--max-batch-size", type=int, default=ServerSettings.max_batch_size,
+                   help="windows per forward pass (a long text is several windows; they are spread over passes)")
+    p.add_argument("--no-batching", action="store_true", help="one request at a time (for comparison)")
+    p.add_argument("--max-text-chars", type=int, default=Limits.max_text_chars,
+                   help="characters of text, bg and instruction, each (413 beyond)")
+    p.add_argument("--max-texts", type=int, default=Limits.max_texts, help="texts or records per request")
+    p.add_argument("--max-schema-labels", type=int, default=Limits.max_schema_labels,
+                   help="labels in one schema, event roles and qualifiers included")
+    p.add_argument("--max-label-chars", type=int, default=Limits.max_label_chars, help="characters of one label")
+    p.add_argument("--max-request-cost", type=int, default=Limits.max_request_cost,
+                   help="work budget of one request in token-labels: text tokens x schema labels, summed over its "
+                        "records (413 naming the cost beyond)")
     p.add_argument("--api-key", default=None, help=f"require this {API_KEY_HEADER} header (or set ${API_KEY_ENV})")
     p.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds to finish in-flight requests")
-    p.add_argument("--trust-remote-code", action="store_true")
-    p.add_argument("--log-level", default="info")
+    p.add_argument("--trust-remote-code", action="store_true", help="run the model folder's own code")
+    p.add_argument("--log-level", default="info", help="uvicorn's and this server's log level")
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
-    import uvicorn
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The module docstring as written, and every option's default in its help (those that have one)."""
 
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def main(argv: list[str] | None = None) -> None:
     a = build_parser().parse_args(argv)
+    import uvicorn  # after parsing: --help stays fast
+
+    from .backends import load_pipeline
+
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pipe = load_pipeline(a.model, a.backend, threads=a.threads, onnx_dir=a.onnx_dir,
                          trust_remote_code=a.trust_remote_code, window_stride=a.window_stride)
     settings = ServerSettings(
-        limits=Limits(max_text_chars=a.max_text_chars, max_texts=a.max_texts, max_schema_labels=a.max_schema_labels),
+        limits=Limits(max_text_chars=a.max_text_chars, max_texts=a.max_texts, max_schema_labels=a.max_schema_labels,
+                      max_label_chars=a.max_label_chars, max_request_cost=a.max_request_cost),
         max_wait_ms=a.max_wait_ms,
         max_batch_size=a.max_batch_size,
         batching=not a.no_batching,

@@ -1,5 +1,6 @@
-"""ldnet-serve: answers == direct pipeline calls, dynamic batching, limits, API key, model card, OpenAPI contract
-(schemathesis), and the real console script on a loopback port (incl. graceful shutdown)."""
+"""ldnet-serve: answers == direct pipeline calls, dynamic batching (windows per pass, round-robin fairness,
+cancellation, queue stats), limits and validation, API key, model card, offline /docs, OpenAPI contract
+(schemathesis), and the real console script on a loopback port (incl. client disconnects, graceful shutdown)."""
 
 from __future__ import annotations
 
@@ -21,15 +22,18 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from ldnet_tiny import assert_same_answers
 
+from serving import backends, server
 from serving.backends import load_pipeline
-from serving.batching import DynamicBatcher
-from serving.server import Limits, ServerSettings, create_app
+from serving.batching import DynamicBatcher, request_cost
+from serving.server import Limits, ServerSettings, build_parser, create_app
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis import GenerationMode  # noqa: E402
 
 CONTRACT_KEY = "contract-key"
 SMALL_LIMITS = Limits(max_text_chars=300, max_texts=4, max_schema_labels=6, max_label_chars=40)
+# a text of many windows for the tiny model (max_length 64, stride 8): ~14 windows
+LONG = " ".join(f"word{i}" if i % 9 else "Alice Brown works for Globex in Boston ." for i in range(300))
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +92,12 @@ def test_extract_equals_pipeline(ie):
     direct = ie([dict(records[0]), {**records[1], "schema": {"ent": ["location"]}}])
     assert_same_answers(recs["results"], direct)
     assert bare["results"] == [ie(TEXTS[0], schema=SCHEMA, return_scores=False)]
+    # a long text's windows spread over 3-window passes: the same answer as one direct call
+    with TestClient(create_app(ie, ServerSettings(max_wait_ms=1, max_batch_size=3))) as client:
+        long = client.post("/extract", json={"texts": [LONG, TEXTS[1]], "schema": SCHEMA}).json()
+        assert client.app.state.batcher.stats.largest_batch == 3
+    assert_same_answers(long["results"], ie([LONG, TEXTS[1]], schema=SCHEMA))
+    assert long["results"][0]["ent"], "the long text must yield answers for the test to bite"
 
 
 def test_list_form_schema_as_processing_stores_it(ie):
@@ -126,41 +136,130 @@ def test_dynamic_batching_fewer_passes_exact_answers(ie):
     assert stats.largest_batch >= len(bodies) // 2
 
 
-def test_batcher_groups_by_options_and_isolates_errors():
-    calls: list[tuple[list[str], dict]] = []
-    gate = threading.Event()
+class FlakyPipe:
+    """``ie`` whose forward pass raises when a pass holds a row of record id ``"bad"``."""
 
-    def fake_pipe(records, batch_size, **options):
-        gate.wait(5)
-        calls.append(([r["text"] for r in records], options))
-        if any(r["text"] == "bad" for r in records):
+    def __init__(self, ie) -> None:
+        self.ie = ie
+
+    def __getattr__(self, name):
+        return getattr(self.ie, name)
+
+    def forward(self, model_inputs):
+        if any(m.record_id == "bad" for m in model_inputs["meta"]):
             raise ValueError("record 'bad', field 'text': bad input")
-        return [{"echo": r["text"], **options} for r in records]
+        return self.ie.forward(model_inputs)
 
-    batcher = DynamicBatcher(fake_pipe, max_wait_ms=200, max_batch_size=8)
+
+def test_batcher_windows_per_pass_round_robin_and_errors(ie):
+    """Passes never exceed max_batch_size rows: a long text's windows are spread over passes (and other requests'
+    rows share them), options differ per request, answers == direct calls; a failing pass hurts only its culprit."""
+    long_records = [{"id": "long", "text": LONG, "schema": SCHEMA}]
+    n_windows = len(ie.preprocess(long_records)["meta"])
+    assert n_windows > 6, "the long text must need several passes for the test to bite"
+    counter = ForwardCounter(ie.model)
+    batcher = DynamicBatcher(FlakyPipe(ie), max_wait_ms=200, max_batch_size=3)
     try:
-        first = batcher.submit([{"text": "warmup"}])  # holds the worker while the others queue up
+        blocker = batcher.submit([{"text": TEXTS[3], "schema": SCHEMA}])
         futs = {
-            "a": batcher.submit([{"text": "a1"}, {"text": "a2"}], threshold=0.5),
-            "b": batcher.submit([{"text": "b"}], threshold=0.9),
-            "c": batcher.submit([{"text": "c"}], threshold=0.5),
-            "bad": batcher.submit([{"text": "bad"}], threshold=0.5),
+            "long": batcher.submit(long_records, threshold=0.6),
+            "a": batcher.submit([{"text": t, "schema": SCHEMA} for t in TEXTS[:2]], threshold=0.9),
+            "b": batcher.submit([{"text": TEXTS[2], "schema": SCHEMA}], return_scores=False),
+            "bad": batcher.submit([{"id": "bad", "text": TEXTS[0], "schema": SCHEMA}]),
         }
-        gate.set()
-        assert first.result(5) == [{"echo": "warmup"}]
-        assert futs["a"].result(5) == [{"echo": "a1", "threshold": 0.5}, {"echo": "a2", "threshold": 0.5}]
-        assert futs["b"].result(5) == [{"echo": "b", "threshold": 0.9}]
-        assert futs["c"].result(5) == [{"echo": "c", "threshold": 0.5}]
+        got = {k: f.result(30) for k, f in {"blocker": blocker, **futs}.items() if k != "bad"}
         with pytest.raises(ValueError, match="record 'bad'"):
-            futs["bad"].result(5)
+            futs["bad"].result(30)
     finally:
-        batcher.close(5)
-    texts = [c[0] for c in calls]
-    # a, c and bad share one call (same threshold); it fails, so each is re-run alone; b runs in its own call
-    assert texts[0] == ["warmup"]
-    assert ["a1", "a2", "c", "bad"] in texts and ["b"] in texts
-    assert ["a1", "a2"] in texts and ["c"] in texts and ["bad"] in texts
+        batcher.close(30)
+        counter.close()
+    assert_same_answers(got["blocker"], [ie(TEXTS[3], schema=SCHEMA)])
+    assert_same_answers(got["long"], ie(long_records, threshold=0.6))
+    assert_same_answers(got["a"], ie(TEXTS[:2], schema=SCHEMA, threshold=0.9))
+    assert got["b"] == [ie(TEXTS[2], schema=SCHEMA, return_scores=False)]
     assert not batcher._worker.is_alive()
+    assert max(counter.batch_sizes) <= 3 and batcher.stats.largest_batch == 3
+    # the long record's windows went through 3-row passes; the small requests rode along (round-robin)
+    windows = n_windows + 1 + 2 + 1  # long + blocker + a + b ("bad" never ran)
+    assert batcher.stats.windows == windows + 1  # + bad's row in the pass that failed
+    assert batcher.stats.requests == 5 and batcher.stats.records == 1 + 1 + 2 + 1
+
+
+def test_short_request_not_queued_behind_a_long_one(ie):
+    """A one-sentence request that arrives while a 4 x long-text request runs is answered within two passes,
+    while the long one still has most of its windows to go (round-robin across requests)."""
+    records = [{"id": f"long{i}", "text": LONG, "schema": SCHEMA} for i in range(4)]
+    passes: list[float] = []
+
+    def slow(module, args, kwargs_or_out, *rest):  # a slower model, so the long request takes a while
+        passes.append(time.monotonic())
+        time.sleep(0.03)
+
+    handle = ie.model.register_forward_hook(slow)
+    batcher = DynamicBatcher(ie, max_wait_ms=0, max_batch_size=4)
+    try:
+        long_req = batcher.encode(records)
+        long_future = batcher.enqueue(long_req)
+        while len(passes) < 3:
+            time.sleep(0.005)
+        health = batcher.queue_stats()
+        t0 = time.monotonic()
+        n0 = len(passes)
+        short = batcher.submit([{"text": TEXTS[1], "schema": SCHEMA}])
+        answer = short.result(10)
+        elapsed, n_short = time.monotonic() - t0, len(passes) - n0
+        assert not long_future.done()
+        assert_same_answers(answer, [ie(TEXTS[1], schema=SCHEMA)])
+        assert_same_answers(long_future.result(120), ie(records))
+    finally:
+        handle.remove()
+        batcher.close(30)
+    assert n_short <= 2, n_short  # the pass in flight, then the next one (which holds the short row)
+    assert elapsed < 2.0, elapsed  # bound: 2 passes of 4 tiny rows + 30 ms sleeps, generously
+    assert long_req.windows == 4 * len(ie.preprocess(records[:1])["meta"]) and len(passes) >= long_req.windows // 4
+    assert health["pending_requests"] == 1 and 0 < health["pending_windows"] < long_req.windows
+    assert health["oldest_pending_s"] > 0 and health["wait_p50_s"] is not None
+    stats = batcher.queue_stats()
+    assert stats["pending_requests"] == 0 and stats["waits_counted"] == 2
+
+
+def test_cancelled_request_is_dropped_and_counted(ie):
+    records = [{"id": f"long{i}", "text": LONG, "schema": SCHEMA} for i in range(3)]
+    counter = ForwardCounter(ie.model)
+    started = threading.Event()
+
+    def slow(module, args, kwargs_or_out, *rest):
+        started.set()
+        time.sleep(0.02)
+
+    handle = ie.model.register_forward_hook(slow)
+    batcher = DynamicBatcher(ie, max_wait_ms=0, max_batch_size=2)
+    try:
+        req = batcher.encode(records)
+        future = batcher.enqueue(req)
+        assert started.wait(10)
+        assert batcher.cancel(future) and future.cancelled()
+        after = batcher.submit([{"text": TEXTS[0], "schema": SCHEMA}])  # the worker goes on with others
+        got = after.result(10)
+    finally:
+        handle.remove()
+        batcher.close(30)
+        counter.close()
+    assert_same_answers(got, [ie(TEXTS[0], schema=SCHEMA)])
+    stats = batcher.stats
+    assert stats.cancelled_requests == 1
+    ran = sum(counter.batch_sizes) - 1  # rows of the cancelled request that ran (minus the short request's)
+    assert stats.dropped_windows == req.windows - ran and stats.dropped_windows > 0
+    assert stats.requests == 1 and batcher.pending() == 0
+
+
+def test_request_cost_counts_tokens_times_labels(ie):
+    tok = ie.processor.tokenizer
+    records = [{"id": 0, "text": TEXTS[0], "schema": SCHEMA}, {"id": 1, "text": LONG, "schema": {"ent": ["person"]}},
+               {"id": 2, "text": TEXTS[1], "schema": {}, "instruction": "Who?"}]
+    n = [len(tok(r["text"], add_special_tokens=False)["input_ids"]) for r in records]
+    meta = ie.preprocess(records)["meta"]
+    assert request_cost(meta) == n[0] * 5 + n[1] * 1 + n[2] * 1  # QA: labels count as 1
 
 
 def test_limits_name_the_field(ie):
@@ -181,6 +280,19 @@ def test_limits_name_the_field(ie):
         ({"text": "a", "texts": ["b"], "schema": SCHEMA}, 422, ["body"], "exactly one of"),
         ({"text": "a", "schema": SCHEMA, "threshold": 1.5}, 422, ["body", "threshold"], "less than 1"),
         ({"text": "a", "schema": {"entity": ["x"]}}, 422, ["body", "schema", "entity"], "Extra inputs"),
+        # an empty label list that asks for nothing, duplicates, tag-like labels, strict types
+        ({"text": "a", "schema": {"ent": []}}, 422, ["body", "schema", "ent"], "`ent` is an empty label list"),
+        ({"text": "a", "schema": {"event": {}, "rel": []}}, 422, ["body", "schema", "rel"], "empty label list"),
+        ({"text": "a", "schema": {"ent": ["person", "place", "person"]}}, 422, ["body", "schema", "ent"],
+         "duplicate label 'person' at ent[2] (also ent[0])"),
+        ({"text": "a", "schema": {"event": {"attack": ["place", "place"]}}}, 422, ["body", "schema", "event"],
+         "duplicate label 'place' at event.attack[1]"),
+        ({"text": "a", "schema": {"ent": ["[LM]"]}}, 422, ["body", "schema", "ent"], "special token [LM]"),
+        ({"text": "a", "schema": {"rel": ["work [sep] for"]}}, 422, ["body", "schema", "rel"], "special token [SEP]"),
+        ({"text": "a", "schema": {"ent": {"person": "  "}}}, 422, ["body", "schema", "ent"], "empty description"),
+        ({"text": "a", "schema": SCHEMA, "return_scores": "yes"}, 422, ["body", "return_scores"], "valid boolean"),
+        ({"text": "a", "schema": SCHEMA, "threshold": "0.5"}, 422, ["body", "threshold"], "valid number"),
+        ({"texts": ["a", 3], "schema": SCHEMA}, 422, ["body", "texts", 1], "valid string"),
     ]
     with TestClient(app) as client:
         for body, status, loc, msg in cases:
@@ -190,6 +302,64 @@ def test_limits_name_the_field(ie):
             assert detail["loc"] == loc, (body, detail)
             assert msg in detail["msg"], (body, detail)
         assert client.post("/extract", json={"texts": ["a"] * 4, "schema": SCHEMA}).status_code == 200
+        # processing's records hold [] for the tasks they lack: fine beside real labels
+        ok = client.post("/extract", json={"text": TEXTS[0], "schema": {**SCHEMA, "cls": [], "event": []}})
+        assert ok.status_code == 200
+        assert_same_answers(ok.json()["results"], [ie(TEXTS[0], schema=SCHEMA)])
+        bad = client.post("/extract", content=b'{"text": "caf\xe9", "schema": {"ent": ["x"]}}',
+                          headers={"content-type": "application/json"})
+        assert bad.status_code == 400
+        assert bad.json()["detail"] == [{"loc": ["body"], "type": "body_encoding", "msg": "the request body is not "
+                                         "UTF-8 (byte 0xe9 at position 13); send JSON encoded as UTF-8"}]
+
+
+def test_work_budget_413_names_budget_and_cost(ie):
+    n_tokens = len(ie.processor.tokenizer(TEXTS[0], add_special_tokens=False)["input_ids"])
+    cost = 2 * n_tokens * 5  # two records x tokens x 5 labels
+    budget = cost - 7
+    app = create_app(ie, ServerSettings(limits=Limits(max_request_cost=budget)))
+    with TestClient(app) as client:
+        r = client.post("/extract", json={"texts": TEXTS[:1] * 2, "schema": SCHEMA})
+        assert r.status_code == 413
+        assert r.json()["detail"][0]["loc"] == ["body"]
+        msg = r.json()["detail"][0]["msg"]
+        assert f"costs {cost:,} token-labels" in msg and f"7 past the budget of {budget:,} (--max-request-cost)" in msg
+        assert client.post("/extract", json={"text": TEXTS[0], "schema": SCHEMA}).status_code == 200
+        assert app.state.batcher.stats.requests == 1  # the refused request never reached the queue
+
+
+def test_label_descriptions_pass_through(ie):
+    described = {"ent": {"person": "a human being", "location": None, "organization": "a company"},
+                 "rel": ["live in", "work for"]}
+    with TestClient(create_app(ie, ServerSettings(max_wait_ms=0))) as client:
+        r = client.post("/extract", json={"text": TEXTS[0], "schema": described})
+    assert r.status_code == 200, r.text
+    assert_same_answers(r.json()["results"], [ie(TEXTS[0], schema=described)])
+    assert isinstance(r.json()["warnings"], list)
+
+
+def test_docs_served_offline(ie):
+    with TestClient(create_app(ie)) as client:
+        page = client.get("/docs").text
+        redoc = client.get("/redoc").text
+        js = client.get("/static-offline-docs/swagger-ui-bundle.js")
+    assert "/static-offline-docs/swagger-ui-bundle.js" in page and "/static-offline-docs/swagger-ui.css" in page
+    assert "/static-offline-docs/redoc.standalone.js" in redoc
+    assert "cdn" not in (page + redoc).lower() and "http" not in page.split("<body>")[1].split("openapi.json")[0]
+    assert js.status_code == 200 and len(js.content) > 500_000  # the Swagger UI bundle itself
+
+
+def test_help_shows_defaults_and_loads_no_model_stack():
+    text = build_parser().format_help().split("\noptions:", 1)[1]
+    for flag, default in [("--max-text-chars", 20000), ("--max-texts", 64), ("--max-schema-labels", 200),
+                          ("--max-label-chars", 200), ("--max-request-cost", 4000000), ("--max-batch-size", 32),
+                          ("--max-wait-ms", 5.0)]:
+        after = text.split(f"\n  {flag} ", 1)[1].split("\n  -", 1)[0]
+        assert f"(default: {default})" in " ".join(after.split()), (flag, after)
+    assert server.BACKENDS == backends.BACKENDS
+    code = "import sys, serving.server; sys.exit(sorted({'torch', 'transformers'} & set(sys.modules)) or 0)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_request_changes_nothing_shared(ie):
@@ -209,7 +379,10 @@ def test_api_key_and_info(ie):
     app = create_app(ie, ServerSettings(api_key="s3cret"))
     body = {"text": TEXTS[0], "schema": SCHEMA}
     with TestClient(app) as client:
-        assert client.get("/health").json() == {"status": "ok", "backend": "torch", "pending": 0}
+        health = client.get("/health").json()
+        assert health == {"status": "ok", "backend": "torch", "pending": 0, "queue": {
+            "pending_requests": 0, "pending_windows": 0, "oldest_pending_s": 0.0, "wait_p50_s": None,
+            "wait_p95_s": None, "waits_counted": 0}}
         assert client.post("/extract", json=body).status_code == 401
         assert client.post("/extract", json=body, headers={"X-API-Key": "wrong"}).status_code == 401
         assert client.get("/info").status_code == 401
@@ -290,6 +463,30 @@ def start_server(model_dir: Path, *args: str) -> tuple[subprocess.Popen, str]:
             time.sleep(0.2)
     proc.kill()
     raise AssertionError(f"ldnet-serve did not come up:\n{proc.stdout.read()[-4000:]}")
+
+
+def test_ldnet_serve_process_drops_work_of_a_disconnected_client(model_dir):
+    # one window per pass: the long request takes many passes; its client gives up after 1.5 s
+    proc, url = start_server(model_dir, "--max-batch-size", "1", "--max-wait-ms", "0")
+    try:
+        body = {"texts": [LONG * 3] * 16, "schema": SCHEMA}
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/extract", json=body, timeout=1.5)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            stats = httpx.get(url + "/info", timeout=5).json()["batching"]
+            if stats["cancelled_requests"]:
+                break
+            time.sleep(0.2)
+        health = httpx.get(url + "/health", timeout=5).json()
+        assert stats["cancelled_requests"] == 1 and stats["dropped_windows"] > 0, stats
+        assert stats["requests"] == 0 and health["pending"] == 0 and health["queue"]["pending_windows"] == 0
+        # the server goes on answering
+        r = httpx.post(url + "/extract", json={"text": TEXTS[0], "schema": SCHEMA}, timeout=30)
+        assert r.status_code == 200
+    finally:
+        proc.kill()
+        proc.wait(30)
 
 
 def test_ldnet_serve_process_answers_and_graceful_shutdown(model_dir, ie):
