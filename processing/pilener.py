@@ -16,7 +16,7 @@ Unified record: rows are grouped by passage id (first-appearance order; id ``pil
 passage unchanged (all rows of a passage must carry the same text), ``schema.ent`` = every type asked for that
 passage in question-index order, **negatives included** (1 to 7 types). With ``descriptions=True`` (CLI
 ``--descriptions``) the schema takes GLiNER2's described form ``{"ent": {type: definition}}``; a type without a
-definition (``instrument``) gets ``""`` and is noted.
+definition (``instrument``) is a bare label (``None``, ``modeling_ldnet.schema``'s convention) and is noted.
 
 Locating mention strings (silver data, no offsets; policy):
 
@@ -50,7 +50,7 @@ AMBIGUOUS = "ambiguous mention (every occurrence tagged)"
 INSIDE = "occurrence inside a longer mention of the same type skipped"
 NOT_FOUND = "mention not found in passage"
 DUPLICATE = "duplicate mention string"
-NO_DEFINITION = "type without definition (empty description)"
+NO_DEFINITION = "type without definition (bare label)"
 
 
 def _word(ch: str) -> bool:
@@ -156,7 +156,7 @@ def _records(path: Path, instruction: str, definitions: dict[str, str] | None,
             for typ in types:
                 if typ not in definitions:
                     report.note(SPLIT, NO_DEFINITION, f"{where} {typ!r}")
-            schema = {"ent": {typ: definitions.get(typ, "") for typ in types}}
+            schema = {"ent": {typ: definitions.get(typ) for typ in types}}
         yield unified_record(f"pilener.{SPLIT}.{n}", instruction, schema, text, {"ent": ents})
 
 
