@@ -18,6 +18,9 @@ REAL = [
     "aste-14lap", "aste-pengb-14lap", "aste-14res", "aste-pengb-14res",
     "aste-15res", "aste-pengb-15res", "aste-16res", "aste-pengb-16res",
     "cadec", "twitter2015", "twitter2017", "mnre",
+    # generalist pre-training mix and zero-shot targets (issue #23)
+    "bionlp13cg", "bionlp13pc", "bionlp11id", "bc5cdr", "anatem", "bc2gm", "linnaeus", "ex_ptm", "bionlp13ge",
+    "ncbi_disease", "wnut17", "webnlg", "ade", "semeval2010_task8", "pilener",
 ]
 SAMPLE = 500
 SEED = 13
