@@ -10,8 +10,8 @@ quantizes that export with onnxruntime's dynamic int8 quantization (int8 weights
     ie("Jerry Smith lives in New York .", schema={"ent": ["person", "location"]})
 
 Exports are cached next to the model (``<model>/onnx/``) or in ``onnx_dir``; a cached file older than the
-weights is exported again. Writing them logs one line (where, how many bytes); onnxruntime's own INFO logging (the
-quantizer logs a line per tensor) is kept quiet unless ``verbose_onnxruntime=True``.
+weights is exported again. Writing them logs one line (where, how many bytes); onnxruntime's own logging below
+ERROR (the quantizer logs a line per tensor) is kept quiet unless ``verbose_onnxruntime=True``.
 """
 
 from __future__ import annotations
@@ -139,15 +139,16 @@ def _file_bytes(path: Path) -> int:
 
 
 class _DropOnnxruntimeInfo(logging.Filter):
-    """Drops INFO / DEBUG records logged by onnxruntime's Python code (the quantizer logs on the root logger)."""
+    """Drops records below ERROR logged by onnxruntime's Python code: the quantizer logs a line per tensor on the
+    root logger, and warns that the graph was not pre-processed (advice for calibrated static quantization)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno > logging.INFO or f"{os.sep}onnxruntime{os.sep}" not in record.pathname
+        return record.levelno >= logging.ERROR or f"{os.sep}onnxruntime{os.sep}" not in record.pathname
 
 
 @contextlib.contextmanager
 def quiet_onnxruntime(quiet: bool = True) -> Iterator[None]:
-    """onnxruntime's INFO logging off (Python side and its C++ default logger) inside the block."""
+    """onnxruntime's logging below ERROR off (its Python side and its C++ default logger) inside the block."""
     if not quiet:
         yield
         return
@@ -192,7 +193,7 @@ def load_pipeline(
 
     ``window_stride``: overrides the saved processor's overlap of long-text windows (in text tokens), for the whole
     life of this pipeline (a server setting, never a per-request one). ``verbose_onnxruntime``: keep onnxruntime's
-    INFO logging (quiet by default).
+    INFO / WARNING logging (quiet by default).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")

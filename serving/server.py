@@ -485,6 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="TCP port")
     p.add_argument("--backend", choices=BACKENDS, default="torch", help="forward pass: torch, ONNX or ONNX int8")
     p.add_argument("--onnx-dir", help="where ONNX exports are cached (default: MODEL/onnx)")
+    p.add_argument("--verbose-onnxruntime", action="store_true",
+                   help="keep onnxruntime's INFO / WARNING logging (quiet otherwise: the int8 quantizer logs a line "
+                        "per tensor)")
     p.add_argument("--threads", type=int, default=None, help="intra-op CPU threads (torch / onnxruntime; default: "
                    "torch's choice)")
     p.add_argument("--window-stride", type=int, default=None,
@@ -528,7 +531,8 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pipe = load_pipeline(a.model, a.backend, threads=a.threads, onnx_dir=a.onnx_dir,
-                         trust_remote_code=a.trust_remote_code, window_stride=a.window_stride)
+                         trust_remote_code=a.trust_remote_code, window_stride=a.window_stride,
+                         verbose_onnxruntime=a.verbose_onnxruntime)
     settings = ServerSettings(
         limits=Limits(max_text_chars=a.max_text_chars, max_texts=a.max_texts, max_schema_labels=a.max_schema_labels,
                       max_label_chars=a.max_label_chars, max_request_cost=a.max_request_cost),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
@@ -109,3 +110,27 @@ def test_window_stride_override(model_dir, torch_ie):
     assert_same_answers(ie(LONG, schema=SCHEMA), torch_ie(LONG, schema=SCHEMA, window_stride=4))
     with pytest.raises(ValueError, match=r"window_stride must be in \[0, 64\)"):
         load_pipeline(model_dir, window_stride=64)
+
+
+def test_exports_log_one_line_and_onnxruntime_stays_quiet(model_dir, tmp_path, caplog):
+    out = tmp_path / "exports"
+    with caplog.at_level(logging.INFO):
+        load_pipeline(model_dir, "onnx-int8", threads=1, onnx_dir=out)
+    ort_records = [r for r in caplog.records if f"{os.sep}onnxruntime{os.sep}" in r.pathname]
+    ours = [r for r in caplog.records if r.name == "serving.backends"]
+    assert ort_records == []
+    assert len(ours) == 1
+    total = sum(p.stat().st_size for p in out.iterdir())
+    msg = ours[0].getMessage()
+    assert str(out) in msg and f"{FP32_NAME} ({(out / FP32_NAME).stat().st_size:,} bytes)" in msg
+    assert f"{INT8_NAME} ({(out / INT8_NAME).stat().st_size:,} bytes)" in msg and f"({total:,} bytes in all" in msg
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        load_pipeline(model_dir, "onnx-int8", threads=1, onnx_dir=out)  # cached: nothing written, nothing said
+    assert [r for r in caplog.records if r.name == "serving.backends"] == []
+    # verbose: onnxruntime's quantizer logs as it did (the filter is what keeps it quiet)
+    (out / INT8_NAME).unlink()
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        load_pipeline(model_dir, "onnx-int8", threads=1, onnx_dir=out, verbose_onnxruntime=True)
+    assert any(f"{os.sep}onnxruntime{os.sep}" in r.pathname for r in caplog.records)
