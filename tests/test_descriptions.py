@@ -15,7 +15,7 @@ from modeling_ldnet import LDNetConfig, RecordError
 from modeling_ldnet.roundtrip import gold_logits
 from modeling_ldnet.schema import normalize_record, normalize_schema, validate_record
 from processing import UNIFIED_FEATURES, load_unified, to_arrow_record, to_spec_record, write_unified
-from trainers import LDNetTrainer, LDNetTrainingArguments
+from trainers import LDNetTrainer, LDNetTrainingArguments, tokenize_dataset
 from trainers.trainer import merge_labels, training_labels
 
 TEXT = "Tom has flu in Paris ."
@@ -302,3 +302,9 @@ def test_trainer_records_the_labels_it_trained_on(tmp_path, proc):
     want = merge_labels({"ent": ["earlier"]}, training_labels(records))
     assert LDNetConfig.from_pretrained(tmp_path / "out").trained_labels == want
     assert set(want["ent"]) >= set(T.SCHEMA["ent"]) and want["rel"] == T.SCHEMA["rel"]
+    # features tokenized by the caller hold no schemas: nothing is recorded unless the caller says what they were
+    feats = tokenize_dataset(proc, records)
+    assert LDNetTrainer(model=T.tiny_model(proc), args=args, train_dataset=feats, processing_class=proc).trained_labels is None
+    given = LDNetTrainer(model=T.tiny_model(proc), args=args, train_dataset=feats, processing_class=proc,
+                         trained_labels=training_labels(records))
+    assert given.trained_labels == training_labels(records)

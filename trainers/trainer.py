@@ -407,6 +407,8 @@ class LDNetTrainer(Trainer):
         eval_dataset: raw unified records (``Dataset``, list of dicts, or a dict name -> records).
         teacher_store: a :class:`~trainers.teacher.TeacherScoreStore` for model-transfer learning; the default
             collator then attaches ``teacher_logits`` / ``teacher_mask`` / ``teacher_status``.
+        trained_labels: the labels of the training schemas when ``train_dataset`` is already tokenized
+            (``training_labels(records)``); read from raw records (or an augmented dataset's) otherwise.
 
     Training records the labels of its training schemas (:func:`training_labels`) into
     ``model.config.trained_labels`` (union with what the config already held) when ``train()`` starts, so every
@@ -431,6 +433,7 @@ class LDNetTrainer(Trainer):
         *,
         processor: Any = None,
         teacher_store: TeacherScoreStore | str | None = None,
+        trained_labels: dict[str, list[str]] | None = None,
         **kwargs: Any,
     ):
         processor = processor if processor is not None else processing_class
@@ -440,7 +443,8 @@ class LDNetTrainer(Trainer):
             teacher_store = TeacherScoreStore(teacher_store)
         if data_collator is None and processor is not None:
             data_collator = LDNetDataCollator(processor, teacher_store=teacher_store)
-        self.trained_labels = training_labels(train_dataset)  # before tokenizing: features hold no schemas
+        # before tokenizing: features hold no schemas (a caller that tokenized them itself passes trained_labels=)
+        self.trained_labels = trained_labels if trained_labels is not None else training_labels(train_dataset)
         if train_dataset is not None and not is_tokenized(train_dataset):
             if processor is None:
                 raise ValueError("LDNetTrainer: raw training records need a processor (processing_class=)")
