@@ -150,14 +150,23 @@ def save_model_folder(
     return out
 
 
+#: labels (or event types) shown per task on the card; the rest are counted (config.json keeps them all)
+MAX_SHOWN_LABELS = 40
+
+
+def _shown(items: list[str], sep: str = ", ") -> str:
+    more = len(items) - MAX_SHOWN_LABELS
+    return sep.join(items[:MAX_SHOWN_LABELS]) + (f"{sep}... and {more} more (config.json)" if more > 0 else "")
+
+
 def _fmt_schema(schema: Mapping[str, Any]) -> list[str]:
     lines = []
     for task, labels in schema.items():
         if isinstance(labels, Mapping):
-            inner = "; ".join(f"`{k}` ({', '.join(f'`{r}`' for r in v) or '-'})" for k, v in labels.items())
-            lines.append(f"- **{task}**: {inner}")
+            inner = [f"`{k}` ({', '.join(f'`{r}`' for r in v) or '-'})" for k, v in labels.items()]
+            lines.append(f"- **{task}**: {_shown(inner, '; ')}")
         else:
-            lines.append(f"- **{task}**: {', '.join(f'`{x}`' for x in labels)}")
+            lines.append(f"- **{task}**: {_shown([f'`{x}`' for x in labels])}")
     return lines
 
 
@@ -263,7 +272,7 @@ def render_model_card(
     names = list(datasets or [])
     if training_data and not isinstance(training_data, str) and not names:
         names = [d.get("name") if isinstance(d, Mapping) else str(d) for d in training_data]
-        names = [n for n in names if n]
+        names = list(dict.fromkeys(n for n in names if n))  # one dataset may give several splits
     data = ModelCardData(
         library_name="transformers",
         license=license,

@@ -255,3 +255,42 @@ def test_single_training_instruction_becomes_the_pipeline_default(setup, tmp_pat
     from transformers import AutoConfig
 
     assert AutoConfig.from_pretrained(tmp_path / "mixed", trust_remote_code=True).default_instruction is None
+
+
+def test_card_and_config_record_schema_data_and_final_metrics(setup, tmp_path):
+    """Every model ldnet-train trains (here: a converted folder via --data_dir) gets a card / config.json with the
+    schema it was trained on, its data (path, format, records per split) and the final dev / test metrics."""
+    from modeling_ldnet import LDNetModel
+    from trainers.data import portable_path
+
+    root, ckpt, data = setup
+    out = tmp_path / "out"
+    res = train_main(["--model_name_or_path", str(ckpt), "--data_dir", str(data), "--use_cpu", "--max_steps", "2",
+                      "--per_device_train_batch_size", "4", "--save_strategy", "no", "--eval_strategy", "no",
+                      "--max_eval_samples", "4", "--output_dir", str(out), *COMMON])
+    info = json.loads((out / "config.json").read_text())["model_card_info"]
+    assert info["schema"] == {"ent": ["location", "organization", "person"], "rel": ["live in", "work for"]}
+    where = portable_path(data)
+    assert info["training_data"] == [
+        {"path": where, "split": "train", "format": "unified", "records": 16, "flag": "--data_dir", "part": "train"},
+        {"path": where, "split": "dev", "format": "unified", "records": 4, "flag": "--data_dir", "part": "dev"},
+        {"path": where, "split": "test", "format": "unified", "records": 5, "flag": "--data_dir", "part": "test"}]
+    assert info["instruction"] == T.INSTRUCTION
+
+    def quality(prefix: str) -> dict:
+        return {k[len(prefix):]: round(v, 4) for k, v in res.items()
+                if k.startswith(prefix) and k.endswith(("_f1", "_precision", "_recall"))}
+
+    assert info["metrics"] == {"train": {"loss": round(res["train_loss"], 4)}, "dev": quality("eval_"),
+                               "test": quality("test_")}
+    assert info["metrics"]["test"]["rel_strict_f1"] == round(res["test_rel_strict_f1"], 4)
+    # what /info and the app's schema editor read: the reloaded model's config
+    assert LDNetModel.from_pretrained(out).config.model_card_info == info
+    card = (out / "README.md").read_text().splitlines()
+    assert "- **ent**: `location`, `organization`, `person`" in card and "- **rel**: `live in`, `work for`" in card
+    assert f"- `{where}` (split: test, format: unified, records: 5, flag: --data_dir, part: test)" in card
+    assert not any("Not recorded" in line for line in card)
+    report = json.loads((out / "conversion_report.json").read_text())
+    assert report["conversions"] == {} and report["label_differences"] == {}
+    assert {s: (v["records"], v["encoding"]["gold_items"], v["encoding"]["encoded"])
+            for s, v in report["splits"].items()} == {"train": (16, 48, 48), "dev": (4, 12, 12), "test": (5, 15, 15)}

@@ -510,12 +510,12 @@ def test_label_differences_between_train_and_dev():
     assert label_differences_message(diff).splitlines()[1:] == [
         "  ent: 'person' (train) vs 'Person' (dev) differ only in case/separators: use one spelling (e.g. the "
         "converters' --label-map)",
-        "  ent: only in train: ['org']",
-        "  ent: only in dev: ['city']",
         "  rel: 'works_for' (train) vs 'Works-For' (dev) differ only in case/separators: use one spelling (e.g. the "
         "converters' --label-map)",
         "  event roles: 'attacker' (train) vs 'Attacker' (dev) differ only in case/separators: use one spelling "
         "(e.g. the converters' --label-map)",
+        "  ent: only in train: ['org']",
+        "  ent: only in dev: ['city']",
         "  event roles: only in dev: ['target']",
     ]
     assert label_differences(train, train) == {}
@@ -602,10 +602,10 @@ def test_ldnet_train_warns_when_train_and_dev_labels_differ(brat_run):
                 and r.getMessage().startswith("train and dev label sets differ")]
     assert len(warnings) == 1
     assert warnings[0].splitlines()[1:] == [
-        "  discontinuous_ent: only in train: ['Location', 'Organization', 'Protein']",
-        "  discontinuous_ent: only in dev: ['City']",
         "  rel: 'Lives_in' (train) vs 'lives_in' (dev) differ only in case/separators: use one spelling (e.g. the "
         "converters' --label-map)",
+        "  discontinuous_ent: only in train: ['Location', 'Organization', 'Protein']",
+        "  discontinuous_ent: only in dev: ['City']",
         "  event: only in train: ['Binding', 'Negative_regulation', 'Phosphorylation']",
         "  event roles: only in train: ['Cause', 'Theme']",
     ]

@@ -26,45 +26,66 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from transformers import EarlyStoppingCallback, set_seed
+from .console import ArgumentParser, console_entry, import_deferred
 
-from modeling_ldnet.modelcard_ldnet import CARD_INFO_ATTR, card_metrics, collect_schema, update_model_card
+# The training stack (torch, transformers, datasets, the model): the imports in the TYPE_CHECKING block below are run
+# by _import_training_stack() when a command runs, not when the module is imported, so that the console script's
+# `--help` (a cached page) and importers of the light helpers do not pay seconds for them. A new heavy import of
+# this module goes into that block.
+if TYPE_CHECKING:  # also run by _import_training_stack() (console.import_deferred)
+    import torch
+    from transformers import EarlyStoppingCallback, set_seed
 
-from .augmented import AugmentedRecordDataset, EpochCallback
-from .calibration import calibrate_thresholds
-from .console import ArgumentParser, ArgumentsParser, console_entry
-from .data import (
-    data_report,
-    format_data_report,
-    label_differences_message,
-    load_benchmark,
-    load_records,
-    load_training_data,
-    pick_split,
-    tokenize_dataset,
-)
-from .loading import (  # noqa: F401 - DataArguments, ModelArguments, ... are re-exported (public names of this module)
-    DataArguments,
-    ModelArguments,
-    build_model_and_processor,
-    is_ldnet_checkpoint,
-    load_model_and_processor,
-    load_splits,
-    parse_options,
-    portable_path,
-    setup_logging,
-)
-from .schema_aug import SchemaAugConfig, SchemaAugmenter
-from .teacher import TeacherScoreStore, compute_teacher_scores
-from .trainer import LDNetTrainer, LDNetTrainingArguments, default_metric_for, time_limit_callback, train_and_save
+    from modeling_ldnet.modelcard_ldnet import CARD_INFO_ATTR, card_metrics, collect_schema, update_model_card
+
+    from .adapters import AdapterArguments, apply_adapter_arguments, save_adapter_folder
+    from .augmented import AugmentedRecordDataset, EpochCallback
+    from .calibration import calibrate_thresholds
+    from .console import ArgumentsParser
+    from .data import (
+        data_report,
+        format_data_report,
+        label_differences_message,
+        load_benchmark,
+        load_records,
+        load_training_data,
+        pick_split,
+        tokenize_dataset,
+    )
+    from .loading import (  # noqa: F401 - DataArguments, ModelArguments, ... are re-exported (public names of this module)
+        DataArguments,
+        ModelArguments,
+        build_model_and_processor,
+        is_ldnet_checkpoint,
+        load_model_and_processor,
+        load_splits,
+        parse_options,
+        portable_path,
+        setup_logging,
+    )
+    from .schema_aug import SchemaAugConfig, SchemaAugmenter
+    from .teacher import TeacherScoreStore, compute_teacher_scores
+    from .trainer import LDNetTrainer, LDNetTrainingArguments, default_metric_for, time_limit_callback, train_and_save
+
+
+def _import_training_stack() -> None:
+    """The imports of the ``TYPE_CHECKING`` block above, into this module's namespace (idempotent)."""
+    import_deferred(globals())
+
+
+def __getattr__(name: str) -> Any:
+    # the re-exported names (DataArguments, ModelArguments, load_splits, ...) for `from trainers.cli import ...`
+    if not name.startswith("__"):
+        _import_training_stack()
+        name = {"_setup_logging": "setup_logging"}.get(name, name)  # the former private name
+        if name in globals():
+            return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 logger = logging.getLogger("ldnet.train")
-
-
-_setup_logging = setup_logging  # the former private name (pre-restructuring callers)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -192,12 +213,14 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
         n = accelerate_cpu_processes_requested()
         if n > 1:
             _relaunch_cpu_workers(n)
-    parser = ArgumentsParser((ModelArguments, DataArguments, LDNetTrainingArguments), prog="ldnet-train")
+    _import_training_stack()
+    parser = ArgumentsParser((ModelArguments, DataArguments, LDNetTrainingArguments, AdapterArguments),
+                             prog="ldnet-train")
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) == 1 and argv[0].endswith(".json"):
-        model_args, data_args, training_args = parser.parse_json_file(os.path.abspath(argv[0]))
+        model_args, data_args, training_args, adapter_args = parser.parse_json_file(os.path.abspath(argv[0]))
     else:
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+        model_args, data_args, training_args, adapter_args = parser.parse_args_into_dataclasses(args=argv)
     setup_logging(training_args)
     set_seed(training_args.seed)
     schema_shuffle = resolve_schema_shuffle(data_args)
@@ -215,6 +238,9 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
         raise ValueError("--do_train needs training data (--data_dir, --benchmark or --train_file)")
 
     model, processor = build_model_and_processor(model_args, data_args.max_length, data_args.overflow)
+    # --lora (a peft adapter on the loaded LDNet) / --freeze_encoder / --freeze_layers: trainers/adapters.py
+    model = apply_adapter_arguments(model, adapter_args, model_args.model_name_or_path, training_args,
+                                    learning_rate_given=_given(argv, "learning_rate"))
     if training_args.process_index == 0:
         report_data(data, processor, Path(training_args.output_dir))
     instructions = set()
@@ -308,7 +334,13 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
                 fh.writelines(json.dumps({"id": rec["id"], "ans": ans}, ensure_ascii=False) + "\n" for rec, ans in zip(test, out.predictions))
             logger.info("wrote %d predictions to %s", len(out.predictions), path)
         results.update(metrics)
-    if do_train and trainer.is_world_process_zero():
+    if do_train and trainer.is_world_process_zero() and adapter_args.lora:
+        # an adapter folder: no config.json (transformers would take it for a full model), its own card
+        save_adapter_folder(trainer.model, training_args.output_dir, processor, metrics=card_metrics(results),
+                            write_weights=False)
+        logger.info("adapter folder %s: LoRA + heads, ldnet_adapter.json, model card naming the base",
+                    training_args.output_dir)
+    elif do_train and trainer.is_world_process_zero():
         card = update_model_card(training_args.output_dir, trainer.model.config, processor,
                                  metrics=card_metrics(results))
         logger.info("model card %s: schema, data and final metrics recorded (also in config.json %s)",
@@ -323,6 +355,7 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def teacher_scores_main(argv: list[str] | None = None) -> dict:
     """``ldnet-teacher-scores --model DIR --data DIR_OR_FILE [--split train] --out DIR``."""
+    _import_training_stack()
     p = ArgumentParser(prog="ldnet-teacher-scores", description=teacher_scores_main.__doc__)
     p.add_argument("--model", required=True, help="trained LDNet folder (model + processor)")
     p.add_argument("--data", required=True, help="converted folder or a unified .jsonl/.parquet file")

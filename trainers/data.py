@@ -429,13 +429,15 @@ def label_differences(train: Dataset | Sequence[dict], dev: Dataset | Sequence[d
 
 
 def label_differences_message(diff: Mapping[str, Mapping[str, Any]]) -> str:
-    """The warning for :func:`label_differences` (near-matches first: they are usually one label spelled twice)."""
+    """The warning for :func:`label_differences`: the near-matches of every field first (usually one label spelled
+    twice), then the labels only in train / only in dev."""
     lines = ["train and dev label sets differ (dev is scored on its own labels; a label spelled differently in "
              "train was never learned under the dev spelling):"]
     for f, d in diff.items():
         for x, y in d["near_matches"]:
             lines.append(f"  {f}: {x!r} (train) vs {y!r} (dev) differ only in case/separators: use one spelling "
                          "(e.g. the converters' --label-map)")
+    for f, d in diff.items():
         if d["only_train"]:
             lines.append(f"  {f}: only in train: {d['only_train']}")
         if d["only_dev"]:
