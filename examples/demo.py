@@ -42,6 +42,7 @@ import transformers  # noqa: E402
 from transformers import AutoTokenizer, set_seed  # noqa: E402
 
 from modeling_ldnet import LDNetModel, LDNetProcessor  # noqa: E402
+from modeling_ldnet.modelcard_ldnet import card_metrics, collect_schema  # noqa: E402
 from processing import convert_benchmark  # noqa: E402
 from processing.paths import minilm_path, shared_data_dir  # noqa: E402
 from trainers import LDNetTrainer, LDNetTrainingArguments, TimeLimitCallback  # noqa: E402
@@ -158,11 +159,13 @@ def main() -> dict:
     model_dir = out_dir / "model"
     trainer.model.save_pretrained(
         model_dir,
+        # the same card information as every `ldnet-train` model (trainers/cli.py): schema, data, final metrics
         model_card={
-            "training_data": "CoNLL04 train (make demo)",
-            "metrics": {"conll04 dev": {"ent_f1": round(metrics["eval_ent_f1"], 4),
-                                        "rel_strict_f1": round(metrics["eval_rel_strict_f1"], 4)}},
-            "schema": dict(train[0]["schema"]),
+            "schema": collect_schema(train["schema"]),
+            "training_data": [{"name": "conll04", "split": "train", "records": len(train), "made_by": "make demo"},
+                              {"name": "conll04", "split": "dev", "records": len(dev)}],
+            "metrics": card_metrics(metrics),
+            "instruction": "",
         },
     )
     processor.save_pretrained(model_dir)

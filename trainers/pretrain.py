@@ -50,7 +50,7 @@ import datasets
 from datasets import concatenate_datasets
 from transformers import TrainerCallback, set_seed
 
-from modeling_ldnet.modelcard_ldnet import portable_model_id
+from modeling_ldnet.modelcard_ldnet import card_metrics, portable_model_id, update_model_card
 from processing import BENCHMARKS, UNIFIED_FEATURES, convert_benchmark, load_unified, write_unified
 from processing.paths import pretrain_data_dir, shared_data_dir
 
@@ -446,6 +446,17 @@ def pretrain_main(argv: list[str] | None = None) -> dict[str, Any]:
         Path(targs.output_dir).mkdir(parents=True, exist_ok=True)
         (Path(targs.output_dir) / "pretrain_info.json").write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n")
         (Path(targs.output_dir) / "pretrain_mix.md").write_text(mix.summary() + "\n")
+        # the card / config.json record what ldnet-train records (one code path, modelcard_ldnet): the labels per
+        # task type of the mix, the corpora with their records in the mix, the final train loss
+        pool = mix.label_pool
+        update_model_card(
+            targs.output_dir, trainer.model.config, processor,
+            schema={t: {**pool.lists.get(t, {}), **pool.dicts.get(t, {})} for t in dict.fromkeys([*pool.lists,
+                                                                                               *pool.dicts])},
+            training_data=[{"name": c.name, "split": c.split, "task": c.task or "inferred",
+                            "records": c.used if c.sampled is None else c.sampled} for c in mix.corpora],
+            metrics=card_metrics(metrics),
+        )
     return metrics
 
 
