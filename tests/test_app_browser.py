@@ -1,5 +1,7 @@
 """examples/app.py in a real browser: start the Gradio app on a loopback port, drive Debian's headless Chromium
 with Selenium, submit an example, and find the highlighted entities and a relation row (== the pipeline's answer).
+And ``ldnet-serve``'s ``/docs`` rendered offline: Swagger UI with its assets from the server itself (Chromium resolves
+no host but loopback).
 
 Screenshot: the test saves one to ``$LDNET_APP_SCREENSHOT`` (default: its tmp dir). The README's image is made with
 the `make demo` model (trained without instructions, as `make app` starts it):
@@ -35,6 +37,8 @@ CHROME_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
     "--window-size=1400,1000",
+    # offline: no host resolves but loopback (a page that needs a CDN renders blank)
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 
 selenium = pytest.importorskip("selenium", reason="selenium is in the `browser` extra")
@@ -165,3 +169,50 @@ def test_app_highlights_entities_and_lists_relations(app_url, browser, model_dir
     browser.execute_script("window.scrollTo(0, 0)")
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def serve_url(model_dir, tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("servelog") / "serve.log"
+    exe = Path(sys.executable).with_name("ldnet-serve")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "serving.server"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([*cmd, str(model_dir), "--port", str(port), "--threads", "1"], stdout=out,
+                                stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"ldnet-serve exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"ldnet-serve did not come up:\n{log.read_text()[-4000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_docs_render_offline(serve_url, browser):
+    browser.get(serve_url + "/docs")
+    wait = WebDriverWait(browser, 60)
+    # Swagger UI rendered the OpenAPI schema: one operation block per endpoint
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock")) >= 3)
+    paths = [el.get_attribute("textContent").strip().replace("\u200b", "")
+             for el in browser.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock-summary-path")]
+    assert set(paths) == {"/extract", "/health", "/info"}, paths
+    assert browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text.startswith("LDNet universal IE")
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(u.startswith(serve_url) for u in loaded), loaded
+    assert any(u.endswith("/static-offline-docs/swagger-ui-bundle.js") for u in loaded)
