@@ -25,6 +25,7 @@ from trainers.pretrain import (
     build_pretrain_mix,
     load_recipe,
     pretrain_main,
+    temperature_counts,
 )
 from trainers.schema_aug import LabelPool, SchemaAugConfig, SchemaAugmenter, gold_labels
 
@@ -299,6 +300,37 @@ def test_mix_is_capped_shuffled_deterministic_with_unique_ids(corpora):
     assert set(mix.label_pool.candidates("re", "rel")) == {"work for", "live in"}
 
 
+def test_temperature_counts_are_exact():
+    # T = 1 keeps the sizes, T = 0 gives equal shares, T = 0.5 the square-root shares; the total never changes
+    assert temperature_counts([900, 100], [1, 1], 1.0) == [900, 100]
+    assert temperature_counts([900, 100], [1, 1], 0.0) == [500, 500]
+    assert temperature_counts([900, 100], [1, 1], 0.5) == [750, 250]  # 30 : 10
+    assert temperature_counts([900, 100], [1, 3], 0.5) == [500, 500]  # weight 3 on the small set
+    assert temperature_counts([1000, 1, 1], [1, 1, 1], 1.0) == [1000, 1, 1]
+    assert sum(temperature_counts([7, 3, 11], [1, 2, 1], 0.3)) == 21
+
+
+def test_temperature_sampling_upsamples_small_corpora_with_fresh_ids(corpora):
+    recipe = _recipe(corpora, max_records_per_corpus=20, sampling={"temperature": 0.0})
+    recipe["corpora"][1]["weight"] = 1.0
+    mix = build_pretrain_mix(load_recipe(recipe, pretrain_data=str(corpora / "ext")))
+    by = {c.name: (c.used, c.sampled) for c in mix.corpora}
+    assert by == {"c1": (20, 16), "c2": (20, 16), "wnut": (7, 15)}  # 47 rows in equal shares (largest remainder)
+    ds = mix.dataset
+    assert len(ds) == 47 and len(set(ds["id"])) == 47  # copies get '#k' ids: their own augmentation draws
+    wnut_ids = [i for i, c in zip(ds["id"], ds["corpus"]) if c == "wnut"]
+    assert sorted(i for i in wnut_ids if "#" not in i) == [f"ner.{k}" for k in range(7)]
+    assert sum("#2" in i for i in wnut_ids) == 1 and sum("#1" in i for i in wnut_ids) == 7
+    assert "in mix" in mix.summary() and "| wnut | ner | train | 7 | 7 | 15 | 31.9 % |" in mix.summary()
+    for bad, msg in (({"temperature": 2}, "temperature"), ({"temp": 0.5}, "sampling"), (0.5, "sampling")):
+        with pytest.raises(ValueError, match=msg):
+            load_recipe(_recipe(corpora, sampling=bad), pretrain_data=str(corpora / "ext"))
+    bad_weight = _recipe(corpora)
+    bad_weight["corpora"][0]["weight"] = 0
+    with pytest.raises(ValueError, match=r"corpus #0 \(c1\): 'weight' must be a number > 0"):
+        load_recipe(bad_weight, pretrain_data=str(corpora / "ext"))
+
+
 def test_recipe_validation_and_shipped_recipes(corpora):
     with pytest.raises(ValueError):
         load_recipe({"corpora": []})
@@ -371,6 +403,9 @@ def test_tiny_pretrain_then_finetune_reloads(corpora, tmp_path, caplog):
               "--save_strategy", "no", "--disable_tqdm", "true", "--logging_steps", "1"]
     metrics = pretrain_main([*common, "--output_dir", str(out), "--max_steps", "3", "--write_mix", str(tmp_path / "mix.jsonl")])
     assert metrics["train_records"] == 23 and metrics["epoch"] > 0
+    # the loss of every corpus on its probe records, logged at the end (and every --corpus_loss_steps)
+    assert sorted(k for k in metrics if k.startswith("loss/")) == ["loss/c1", "loss/c2", "loss/wnut"]
+    assert all(0 < metrics[k] < 100 for k in ("loss/c1", "loss/c2", "loss/wnut"))
     model = LDNetModel.from_pretrained(out)
     proc = LDNetProcessor.from_pretrained(out)
     assert model.get_input_embeddings().num_embeddings >= len(proc.tokenizer)

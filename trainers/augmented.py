@@ -18,6 +18,7 @@ from modeling_ldnet.schema import normalize_record
 from .data import FEATURE_COLUMNS, encode_features
 from .instructions import InstructionSampler, record_rng
 from .schema_aug import SchemaAugmenter
+from .trainer import model_batches
 
 logger = logging.getLogger("ldnet.pretrain")
 
@@ -91,4 +92,68 @@ class EpochCallback(TrainerCallback):
             logger.info("encoding so far: %s", rep)
 
 
-__all__ = ["EXTRA_COLUMNS", "AugmentedRecordDataset", "EpochCallback"]
+class CorpusLossCallback(TrainerCallback):
+    """Logs the loss of every corpus of a mix on a fixed probe of its records (epoch-0 augmentation), every
+    ``every_steps`` optimiser steps and at the end: ``loss/<corpus>`` in the Trainer's log history (and the progress
+    bar / ``trainer_state.json``), so a mix whose small sets are drowned shows it while it trains.
+
+    The probe is the first ``per_corpus`` records of each corpus in the (shuffled) mix; they stay in training
+    (this is a per-corpus *training* loss, measured in eval mode without dropout).
+    """
+
+    def __init__(self, dataset: AugmentedRecordDataset, per_corpus: int = 16, every_steps: int = 500,
+                 batch_size: int = 16) -> None:
+        if per_corpus < 1 or every_steps < 1 or batch_size < 1:
+            raise ValueError("CorpusLossCallback: per_corpus, every_steps and batch_size must be >= 1")
+        corpora = dataset.records["corpus"] if "corpus" in getattr(dataset.records, "column_names", ()) else None
+        if corpora is None:
+            raise ValueError("CorpusLossCallback needs a mix with a 'corpus' column (trainers.pretrain)")
+        self.dataset = dataset
+        self.every_steps = int(every_steps)
+        self.batch_size = int(batch_size)
+        self.probes: dict[str, list[int]] = {}
+        for i, name in enumerate(corpora):
+            rows = self.probes.setdefault(name, [])
+            if len(rows) < per_corpus:
+                rows.append(i)
+        self.trainer: Any = None  # set by the caller after the Trainer exists: trainer.log writes the history
+        self.last: dict[str, float] = {}  # the latest losses logged
+
+    def corpus_losses(self, model: Any) -> dict[str, float]:
+        """Mean loss per probe record of each corpus (``loss/<corpus>``)."""
+        records = {i: self.dataset.record(i, 0) for rows in self.probes.values() for i in rows}
+        out: dict[str, float] = {}
+        was_training = model.training
+        model.eval()
+        try:
+            device = next(model.parameters()).device
+            for name, rows in self.probes.items():
+                total, n = 0.0, 0
+                recs = [records[i] for i in rows]
+                for idx, _enc, res in model_batches(model, self.dataset.processor, recs, range(len(recs)),
+                                                    self.batch_size, device, with_loss=True,
+                                                    context=torch.no_grad):
+                    total += float(res.loss) * len(idx)
+                    n += len(idx)
+                out[f"loss/{name}"] = round(total / max(n, 1), 4)
+        finally:
+            model.train(was_training)
+        return out
+
+    def _log(self, state, model) -> None:
+        losses = self.last = self.corpus_losses(model)
+        logger.info("step %d, loss per corpus: %s", state.global_step,
+                    ", ".join(f"{k[5:]} {v:.3f}" for k, v in losses.items()))
+        if self.trainer is not None:
+            self.trainer.log(losses)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if model is not None and state.global_step % self.every_steps == 0:
+            self._log(state, model)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if model is not None and state.global_step % self.every_steps != 0:
+            self._log(state, model)
+
+
+__all__ = ["EXTRA_COLUMNS", "AugmentedRecordDataset", "CorpusLossCallback", "EpochCallback"]

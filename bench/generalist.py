@@ -1,0 +1,202 @@
+#!/usr/bin/env python
+"""The generalist, measured: zero-shot NER on the held-out sets through the public pipeline, and K-shot fine-tuning
+from the generalist vs from the raw encoder (issue #19).
+
+    # zero-shot: WNUT-17, NCBI-disease, Twitter-2017 test sets; P / R / F1 per set, seen vs never-seen types
+    python bench/generalist.py zeroshot --model runs/generalist/model                  # bare labels
+    python bench/generalist.py zeroshot --model runs/generalist/model --descriptions   # + label descriptions
+
+    # few-shot: K-shot CoNLL04 (joint) / WNUT-17 from the generalist vs from MiniLM, same steps, 3 seeds
+    python bench/generalist.py fewshot --generalist runs/generalist/model --shots 5 10 50 --seeds 1 2 3
+
+Zero-shot means: no record of the set's splits was trained on (``INDEX.md``, "held-out zero-shot targets"); the
+pipeline gets the test text and the set's label names (optionally with the descriptions below, written once from
+the data sets' annotation guidelines, never tuned on the sets), with the model's default threshold. A type is
+*seen* when the model's trained labels (``config.trained_labels``, else ``pretrain_info.json``'s label pool) hold its
+exact name, *unseen* otherwise; P / R / F1 are micro over (type, start, end) with exact offsets (SPEC §6).
+Writes ``bench/results/generalist/zeroshot[_descriptions].json`` (F1 in 0-1) and ``fewshot.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "bench" / "results" / "generalist"
+
+#: held-out zero-shot targets: result key -> (registered benchmark, split)
+TARGETS = {"wnut17": ("wnut17", "test"), "ncbi_disease": ("ncbi_disease", "test"), "twitter2017": ("twitter2017", "test")}
+
+#: label descriptions for the held-out sets, from each set's annotation guidelines (WNUT-17 task paper, NCBI
+#: disease corpus guidelines, CoNLL-2003 / UMT types); passed with --descriptions. Never tuned on the sets.
+DESCRIPTIONS = {
+    "person": "the name of a person, real or fictional, including online handles of people",
+    "location": "the name of a place: a country, city, region, street, building or natural landmark",
+    "corporation": "the name of a company, business or brand-owning corporation",
+    "product": "the name of a product: a device, software, vehicle, food, drink or other thing sold or made",
+    "creative work": "the title of a song, film, book, TV show, video game or other work of art",
+    "group": "the name of a group of people that is not a company: a band, sports team, party or fan group",
+    "disease": "a disease, disorder, syndrome, cancer, deficiency or inherited condition",
+    "organization": "the name of an organization: a company, institution, team, party or agency",
+    "miscellaneous": "another named thing: a nationality, event, title, language or product name",
+}
+
+
+def trained_labels(model_dir: Path) -> set[str] | None:
+    """Every label name the model was trained on (config ``trained_labels``, else pretrain_info's label pool)."""
+    cfg = json.loads((model_dir / "config.json").read_text())
+    if cfg.get("trained_labels"):
+        out: set[str] = set()
+        for labels in cfg["trained_labels"].values():
+            out.update(labels if isinstance(labels, list) else list(labels))
+        return out
+    info = model_dir / "pretrain_info.json"
+    if info.is_file():
+        pool = json.loads(info.read_text()).get("label_pool") or {}
+        out = set()
+        for per_field in (pool.get("lists") or {}).values():
+            for labels in per_field.values():
+                out.update(labels)
+        return out
+    return None
+
+
+def prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
+    p = tp / n_pred if n_pred else 0.0
+    r = tp / n_gold if n_gold else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"p": round(p, 4), "r": round(r, 4), "f1": round(f, 4), "tp": tp, "pred": n_pred, "gold": n_gold}
+
+
+def score_entities(gold: list[dict], pred: list[dict], types: set[str] | None = None) -> dict[str, float]:
+    """Micro P / R / F1 over (record, type, start, end); ``types`` restricts to those types."""
+    g = {(i, e["type"], *e["span"]) for i, a in enumerate(gold) for e in a.get("ent", [])
+         if types is None or e["type"] in types}
+    p = {(i, e["type"], *e["span"]) for i, a in enumerate(pred) for e in a.get("ent", [])
+         if types is None or e["type"] in types}
+    return prf(len(g & p), len(p), len(g))
+
+
+def zeroshot(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+    from transformers import pipeline
+
+    torch.set_num_threads(args.threads)
+    _common.quiet_transformers()
+    model_dir = Path(args.model)
+    ie = pipeline("universal-ie", model=str(model_dir), trust_remote_code=True)
+    seen_all = trained_labels(model_dir)
+    results: dict[str, Any] = {}
+    for key in args.sets:
+        bench, split = TARGETS[key]
+        recs = _common.load_split(bench, split)
+        if args.max_samples:
+            recs = recs[: args.max_samples]
+        labels = list(recs[0]["schema"]["ent"])
+        schema: dict[str, Any] = {"ent": {lab: DESCRIPTIONS[lab] for lab in labels} if args.descriptions else labels}
+        t0 = time.time()
+        preds = ie([{"text": r["text"], "schema": schema} for r in recs], batch_size=args.batch_size)
+        secs = time.time() - t0
+        gold = [r["ans"] for r in recs]
+        seen = {lab for lab in labels if seen_all is not None and lab in seen_all}
+        unseen = set(labels) - seen
+        row = score_entities(gold, preds)
+        row.update({
+            "records": len(recs), "seconds": round(secs, 1), "labels": labels,
+            "seen_types": sorted(seen), "unseen_types": sorted(unseen),
+            "seen": score_entities(gold, preds, seen) if seen else None,
+            "unseen": score_entities(gold, preds, unseen) if unseen else None,
+            "per_type": {lab: score_entities(gold, preds, {lab}) for lab in labels},
+            "gold_types": dict(Counter(e["type"] for a in gold for e in a.get("ent", []))),
+        })
+        results[key] = row
+        print(f"{key}: P {row['p']:.3f} R {row['r']:.3f} F1 {row['f1']:.3f} ({len(recs)} records, {secs:.0f} s); "
+              f"seen {sorted(seen)} unseen {sorted(unseen)}", flush=True)
+    out = {**results, "_meta": {"model": str(model_dir), "descriptions": bool(args.descriptions),
+                                "threshold": "model default", "machine": _common.machine_info()}}
+    name = "zeroshot_descriptions" if args.descriptions else "zeroshot"
+    path = Path(args.out_dir) / f"{name}{args.suffix}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {path}")
+    return out
+
+
+def fewshot(args: argparse.Namespace) -> dict[str, Any]:
+    """K-shot runs of ``ldnet-fewshot`` (sampling + ldnet-train + test) from both starts, same steps and seeds."""
+    starts = {"generalist": args.generalist, "raw": args.raw or str(_common.minilm_path())}
+    metric = {"conll04": "test_rel_strict_f1", "wnut17": "test_ent_f1"}
+    path = Path(args.out_dir) / f"fewshot{args.suffix}.json"
+    out: dict[str, Any] = json.loads(path.read_text()) if path.is_file() and args.resume else {}
+    for target in args.targets:
+        for k in args.shots:
+            for start, model in starts.items():
+                cell = out.setdefault(target, {}).setdefault(str(k), {})
+                if start in cell and len(cell[start]) == len(args.seeds):
+                    continue
+                run_dir = Path(args.work_dir) / f"{target}-{k}shot-{start}"
+                # both starts see the same K-shot sample, steps and recipe; records without instructions (the
+                # generalist is trained without them: the "w/o Inst." setting)
+                opts = "instruction=" + (",with_entities=true" if target == "conll04" else "")
+                cmd = [sys.executable, str(REPO / "examples" / "fewshot.py"), "--model_name_or_path", model, "--benchmark", target,
+                       "--benchmark_options", opts, "--shots", str(k), "--seeds", *map(str, args.seeds),
+                       "--output_dir", str(run_dir), "--preset", "quick",
+                       # after the preset's flags (the last one wins): fixed steps, no dev selection
+                       "--max_steps", str(args.max_steps), "--per_device_train_batch_size", "8",
+                       "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
+                       "--early_stopping_patience", "0", "--learning_rate", str(args.lr),
+                       "--head_learning_rate", str(args.head_lr), "--max_length", "256", "--warmup_steps", "0.1",
+                       "--disable_tqdm", "true"]
+                t0 = time.time()
+                subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+                summary = json.loads((run_dir / "summary.json").read_text())
+                per_seed = [r["test"][metric[target]] for r in summary["runs"] if r["k"] == k]
+                cell[start] = [round(float(x), 4) for x in per_seed]
+                print(f"{target} {k}-shot {start}: {metric[target]} per seed {cell[start]} "
+                      f"(mean {statistics.mean(per_seed):.4f}; {time.time() - t0:.0f} s)", flush=True)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    z = sub.add_parser("zeroshot", help="zero-shot NER on the held-out sets through the pipeline")
+    z.add_argument("--model", required=True)
+    z.add_argument("--sets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    z.add_argument("--descriptions", action="store_true", help="give every label its description (GLiNER2 form)")
+    z.add_argument("--max_samples", type=int, default=None)
+    z.add_argument("--batch_size", type=int, default=16)
+    z.add_argument("--threads", type=int, default=1)
+    f = sub.add_parser("fewshot", help="K-shot fine-tuning from the generalist vs the raw encoder")
+    f.add_argument("--generalist", required=True)
+    f.add_argument("--raw", default=None, help="encoder folder (default: the packaged MiniLM)")
+    f.add_argument("--targets", nargs="+", default=["conll04", "wnut17"], choices=["conll04", "wnut17"])
+    f.add_argument("--shots", type=int, nargs="+", default=[5, 10, 50])
+    f.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    f.add_argument("--max_steps", type=int, default=200)
+    f.add_argument("--lr", type=float, default=1e-4)
+    f.add_argument("--head_lr", type=float, default=1e-3)
+    f.add_argument("--work_dir", default=str(REPO / "runs" / "generalist-fewshot"))
+    f.add_argument("--resume", action="store_true", help="keep cells already in fewshot.json")
+    for p in (z, f):
+        p.add_argument("--out_dir", default=str(OUT))
+        p.add_argument("--suffix", default="", help="results file suffix, e.g. _smoke")
+    args = ap.parse_args(argv)
+    return zeroshot(args) if args.cmd == "zeroshot" else fewshot(args)
+
+
+if __name__ == "__main__":
+    main()
