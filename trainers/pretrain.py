@@ -44,23 +44,47 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import datasets
-from datasets import concatenate_datasets
-from transformers import TrainerCallback, set_seed
+from typing import TYPE_CHECKING, Any
 
 from modeling_ldnet.modelcard_ldnet import card_metrics, portable_model_id, update_model_card
-from processing import BENCHMARKS, UNIFIED_FEATURES, convert_benchmark, load_unified, write_unified
+from processing import BENCHMARKS, convert_benchmark, load_unified, write_unified
 from processing.paths import pretrain_data_dir, shared_data_dir
 
-from .augmented import EXTRA_COLUMNS, AugmentedRecordDataset, EpochCallback  # noqa: F401 - re-exported
-from .console import ArgumentsParser, console_entry
-from .data import pick_split
+from .console import console_entry, import_deferred
 from .instructions import INSTRUCTION_MODES, InstructionSampler, canonical_task, derive_seed
-from .loading import ModelArguments, build_model_and_processor, portable, portable_path, setup_logging
 from .schema_aug import LabelPool, SchemaAugConfig, SchemaAugmenter
-from .trainer import LDNetTrainer, LDNetTrainingArguments, time_limit_callback, train_and_save
+
+# The training stack (torch, transformers, datasets, the model): the imports in the TYPE_CHECKING block below are run
+# by _import_training_stack() when a command runs, not when the module is imported, so that the console script's
+# `--help` (a cached page) and importers of the light helpers do not pay seconds for them. A new heavy import of
+# this module goes into that block.
+if TYPE_CHECKING:  # also run by _import_training_stack() (console.import_deferred)
+    import datasets
+    from datasets import concatenate_datasets
+    from transformers import TrainerCallback, set_seed
+
+    from processing.features import UNIFIED_FEATURES
+
+    from .augmented import EXTRA_COLUMNS, AugmentedRecordDataset, CorpusLossCallback, EpochCallback  # noqa: F401
+    from .console import ArgumentsParser
+    from .data import pick_split
+    from .loading import ModelArguments, build_model_and_processor, portable, portable_path, setup_logging
+    from .trainer import LDNetTrainer, LDNetTrainingArguments, time_limit_callback, train_and_save
+
+
+def _import_training_stack() -> None:
+    """The imports of the ``TYPE_CHECKING`` block above, into this module's namespace (idempotent)."""
+    import_deferred(globals())
+
+
+def __getattr__(name: str) -> Any:
+    # re-exported names (``from trainers.pretrain import ...``) of the training stack
+    if not name.startswith("__"):
+        _import_training_stack()
+        if name in globals():
+            return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 logger = logging.getLogger("ldnet.pretrain")
 
@@ -127,7 +151,65 @@ def load_recipe(path: str | Path | Mapping[str, Any], shared_data: str | None = 
     if mode not in INSTRUCTION_MODES:
         raise ValueError(f"recipe: instruction_mode must be one of {INSTRUCTION_MODES}")
     SchemaAugConfig(**(recipe.get("schema_augmentation") or {}))  # validates
+    sampling_temperature(recipe)  # validates
+    for i, c in enumerate(recipe["corpora"]):
+        w = c.get("weight", 1.0)
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0:
+            raise ValueError(f"recipe corpus #{i} ({c.get('name') or c.get('benchmark') or c.get('path')}): "
+                             f"'weight' must be a number > 0, got {w!r}")
     return recipe
+
+
+def sampling_temperature(recipe: Mapping[str, Any]) -> float | None:
+    """The recipe's ``"sampling": {"temperature": T}`` (None = every corpus as capped, no re-sampling).
+
+    A corpus of ``n`` records gets a share of the mix proportional to ``weight * n ** T`` (T = 1: proportional to
+    size; T = 0.5: square-root sampling, the usual multi-task remedy that keeps small sets from being drowned;
+    T = 0: equal shares). The mix keeps the total record count of the capped corpora.
+    """
+    sampling = recipe.get("sampling")
+    if sampling is None:
+        return None
+    if not isinstance(sampling, Mapping) or set(sampling) - {"temperature"}:
+        raise ValueError(f"recipe: 'sampling' must be {{'temperature': T}}, got {sampling!r}")
+    t = sampling.get("temperature")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= float(t) <= 1.0:
+        raise ValueError(f"recipe: sampling.temperature must be a number in [0, 1], got {t!r}")
+    return float(t)
+
+
+def temperature_counts(sizes: Sequence[int], weights: Sequence[float], temperature: float) -> list[int]:
+    """Rows per corpus in a mix of ``sum(sizes)`` rows with shares ``weight * n ** temperature`` (largest
+    remainder rounding, so the counts add up exactly; every corpus keeps at least one row)."""
+    total = sum(sizes)
+    raw = [w * (n ** temperature) for n, w in zip(sizes, weights)]
+    norm = sum(raw)
+    exact = [total * r / norm for r in raw]
+    counts = [max(1, int(x)) for x in exact]
+    order = sorted(range(len(sizes)), key=lambda i: exact[i] - int(exact[i]), reverse=True)
+    k = 0
+    while sum(counts) < total:
+        counts[order[k % len(order)]] += 1
+        k += 1
+    while sum(counts) > total:  # only when the max(1, .) floor added rows
+        i = max(range(len(counts)), key=lambda j: counts[j])
+        counts[i] -= 1
+    return counts
+
+
+def resample_corpus(ds: Any, count: int, seed: int, name: str) -> Any:
+    """``count`` rows of ``ds``: a seeded subsample when smaller, else whole copies plus a seeded remainder.
+    Repeated rows get ids ``<id>#<copy>`` so each copy draws its own schema / instruction augmentation."""
+    n = len(ds)
+    rng = random.Random(derive_seed("sampling", seed, name))
+    if count <= n:
+        return ds.select(sorted(rng.sample(range(n), count)))
+    copies, rest = divmod(count, n)
+    index = [i for _ in range(copies) for i in range(n)] + sorted(rng.sample(range(n), rest))
+    out = ds.select(index)
+    copy_of = [k // n for k in range(copies * n)] + [copies] * rest
+    return out.map(lambda r, k: {"id": r["id"] if copy_of[k] == 0 else f"{r['id']}#{copy_of[k]}"},
+                   with_indices=True, keep_in_memory=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -143,6 +225,10 @@ class CorpusInfo:
     split: str
     available: int
     used: int
+    #: rows of the corpus in the mix after temperature sampling (``used`` before it; equal without sampling)
+    sampled: int | None = None
+    #: the corpus' share of the mix (``sampled / total``)
+    share: float | None = None
 
 
 @dataclass
@@ -155,12 +241,17 @@ class PretrainMix:
     missing: list[dict[str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
-        lines = ["| corpus | task | split | available | used | source |", "|---|---|---|---|---|---|"]
+        lines = ["| corpus | task | split | available | used | in mix | share | source |",
+                 "|---|---|---|---|---|---|---|---|"]
         for c in self.corpora:
-            lines.append(f"| {c.name} | {c.task or 'inferred'} | {c.split} | {c.available} | {c.used} | {c.source} |")
-        lines.append(f"| **total** | | | {sum(c.available for c in self.corpora)} | {len(self.dataset)} | |")
+            sampled = c.used if c.sampled is None else c.sampled
+            share = "" if c.share is None else f"{100 * c.share:.1f} %"
+            lines.append(f"| {c.name} | {c.task or 'inferred'} | {c.split} | {c.available} | {c.used} | {sampled} | "
+                         f"{share} | {c.source} |")
+        lines.append(f"| **total** | | | {sum(c.available for c in self.corpora)} | "
+                     f"{sum(c.used for c in self.corpora)} | {len(self.dataset)} | | |")
         for m in self.missing:
-            lines.append(f"| {m['name']} | MISSING | | | | {m['reason']} |")
+            lines.append(f"| {m['name']} | MISSING | | | | | | {m['reason']} |")
         return "\n".join(lines)
 
 
@@ -198,6 +289,7 @@ def _cache_key(entry: Mapping[str, Any]) -> str:
 
 def _load_corpus(entry: Mapping[str, Any], split: str, cache_dir: str | None, shared_data: Path):
     """``(Dataset, source string, registry task or None)`` for one corpus entry."""
+    _import_training_stack()
     if entry.get("benchmark"):
         name = entry["benchmark"]
         if name not in BENCHMARKS:
@@ -252,6 +344,7 @@ def build_pretrain_mix(
         cache_dir: keep converted benchmarks here (parquet) and reuse them.
         strict: a missing corpus raises; otherwise it is reported in ``PretrainMix.missing`` and skipped.
     """
+    _import_training_stack()
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     try:
@@ -264,6 +357,7 @@ def build_pretrain_mix(
 
 def _build_pretrain_mix(recipe, seed, max_records_per_corpus, max_records, exclude, cache_dir, shared_data,
                         pretrain_data, strict) -> PretrainMix:
+    _import_training_stack()
     if not isinstance(recipe, Mapping):
         recipe = load_recipe(recipe, shared_data=shared_data, pretrain_data=pretrain_data)
     sd = Path(shared_data) if shared_data else default_shared_data()
@@ -271,6 +365,7 @@ def _build_pretrain_mix(recipe, seed, max_records_per_corpus, max_records, exclu
     cap_all = max_records_per_corpus if max_records_per_corpus is not None else recipe.get("max_records_per_corpus")
     default_split = recipe.get("split", "train")
     parts, infos, missing = [], [], []
+    weights: list[float] = []
     seen_ids: set[str] = set()
     schemas: list[tuple[str, dict]] = []
     for entry in _expand_corpora(recipe):
@@ -314,11 +409,19 @@ def _build_pretrain_mix(recipe, seed, max_records_per_corpus, max_records, exclu
         ds = ds.add_column("task", [task or ""] * n)
         ds = ds.add_column("pool", [entry.get("pool") or ""] * n)
         parts.append(ds)
+        weights.append(float(entry.get("weight", 1.0)))
         infos.append(CorpusInfo(name=name, source=source, task=task, split=split, available=available, used=n))
         distinct = {json.dumps(s, sort_keys=True) for s in ds["schema"]}
         schemas += [(task or "", json.loads(s)) for s in sorted(distinct)]
     if not parts:
         raise ValueError("the recipe produced no records (every corpus missing or excluded)")
+    temperature = sampling_temperature(recipe)
+    if temperature is not None:
+        counts = temperature_counts([len(p) for p in parts], weights, temperature)
+        parts = [resample_corpus(p, k, seed, info.name) for p, k, info in zip(parts, counts, infos)]
+    total = sum(len(p) for p in parts)
+    for p, info in zip(parts, infos):
+        info.sampled, info.share = len(p), len(p) / total
     mix = concatenate_datasets(parts).shuffle(seed=seed)
     mix = mix.flatten_indices(keep_in_memory=True)
     if max_records is not None and len(mix) > max_records:
@@ -356,6 +459,10 @@ class PretrainArguments:
     pretrain_data: str | None = field(default=None, metadata={"help": "Value of {pretrain_data} in the recipe."})
     write_mix: str | None = field(default=None, metadata={"help": "Also write the mix (epoch 0 view) as jsonl."})
     strict: bool = field(default=False, metadata={"help": "A missing corpus is an error (default: skipped)."})
+    corpus_loss_steps: int = field(
+        default=500, metadata={"help": "Log the loss of every corpus (a fixed probe of its records) every N steps; 0 = off."}
+    )
+    corpus_loss_records: int = field(default=16, metadata={"help": "Probe records per corpus for the per-corpus loss."})
 
 
 def build_augmenters(recipe: Mapping[str, Any], pargs: PretrainArguments | None, seed: int, pool: LabelPool):
@@ -379,6 +486,7 @@ def build_augmenters(recipe: Mapping[str, Any], pargs: PretrainArguments | None,
 
 def pretrain_main(argv: list[str] | None = None) -> dict[str, Any]:
     """``ldnet-pretrain``: build the mix of ``--recipe``, pre-train, save model + processor in ``--output_dir``."""
+    _import_training_stack()
     parser = ArgumentsParser((ModelArguments, PretrainArguments, LDNetTrainingArguments), prog="ldnet-pretrain")
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) == 1 and argv[0].endswith(".json") and "--" not in argv[0]:
@@ -408,6 +516,11 @@ def pretrain_main(argv: list[str] | None = None) -> dict[str, Any]:
     model, processor = build_model_and_processor(model_args, pargs.max_length, pargs.overflow)
     logging.getLogger("modeling_ldnet.processing_ldnet").setLevel(logging.ERROR)  # per-record warnings -> epoch report
     instructions, schema_aug = build_augmenters(recipe, pargs, targs.seed, mix.label_pool)
+    if instructions.mode == "none" and getattr(model.config, "default_instruction", None) is None:
+        model.config.default_instruction = ""  # trained w/o instructions: the pipeline must not add one either
+    if recipe.get("generalist"):
+        # a generalist is trained to read any label by name: the pipeline does not warn about labels it never saw
+        model.config.generalist = True
     train_ds = AugmentedRecordDataset(mix.dataset, processor, instructions, schema_aug, seed=targs.seed)
     if pargs.write_mix and targs.process_index == 0:
         Path(pargs.write_mix).parent.mkdir(parents=True, exist_ok=True)
@@ -421,9 +534,19 @@ def pretrain_main(argv: list[str] | None = None) -> dict[str, Any]:
     if targs.eval_strategy != "no":
         logger.warning("pre-training has no dev set; eval_strategy set to 'no'")
         targs.eval_strategy = "no"
+    corpus_cb = None
+    if pargs.corpus_loss_steps > 0:
+        corpus_cb = CorpusLossCallback(train_ds, per_corpus=pargs.corpus_loss_records,
+                                       every_steps=pargs.corpus_loss_steps,
+                                       batch_size=targs.per_device_eval_batch_size)
+        callbacks.append(corpus_cb)
     trainer = LDNetTrainer(model=model, args=targs, train_dataset=train_ds, processing_class=processor,
                            callbacks=callbacks)
+    if corpus_cb is not None:
+        corpus_cb.trainer = trainer
     metrics = train_and_save(trainer, time_cb)
+    if corpus_cb is not None:
+        metrics.update(corpus_cb.last)
     metrics["train_records"] = len(train_ds)
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
@@ -466,6 +589,7 @@ pretrain_cli = console_entry("ldnet-pretrain", pretrain_main)
 __all__ = [
     "AugmentedRecordDataset",
     "CorpusInfo",
+    "CorpusLossCallback",
     "EpochCallback",
     "PretrainArguments",
     "PretrainMix",
@@ -474,6 +598,9 @@ __all__ = [
     "default_pretrain_data",
     "default_shared_data",
     "load_recipe",
+    "resample_corpus",
+    "sampling_temperature",
+    "temperature_counts",
     "pretrain_cli",
     "pretrain_main",
 ]
