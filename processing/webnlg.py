@@ -26,11 +26,14 @@ Locating subject/object strings (policy, :func:`locate_pair`):
    character gap between the two spans, overlapping pairs excluded, ties broken by the earliest head then the
    earliest tail (so with single candidates this is simply the first occurrence). Each mention with several
    candidates is noted ``"ambiguous mention (closest pair used)"`` (one note per head / tail mention);
-3. a mention without candidate drops its triple (``"entity not found in text"``, counted); a triple whose head and
+3. when this places nothing, the same rule runs on lower-cased text and strings (noted ``"matched
+   case-insensitively"``; the mention text becomes the text's form: ``Bacon`` -> ``bacon``);
+4. a mention without candidate drops its triple (``"entity not found in text"``, counted); a triple whose head and
    tail overlap in every placement is dropped as ``"head and tail overlap in every placement"`` (counted): identical
-   strings occurring once (``Bacon ingredient Bacon``) or one string inside the other (``Bacon sandwich ingredient
-   Bacon`` where only the capitalised ``Bacon`` of ``Bacon sandwich`` matches; ``Derbyshire Dales administrative
-   county Derbyshire``). Such a pair shares a boundary token, and a span-graph chain cannot hold one node twice.
+   strings occurring once, or one string inside the other (``Abilene , Texas`` *is part of* ``Texas``,
+   ``Derbyshire Dales`` *administrative county* ``Derbyshire``, with no free-standing second occurrence). Such a pair
+   shares a boundary token, and a span-graph chain cannot hold one node twice.
+   A record whose every triple was dropped is kept without answer and noted ``"record left without triples"``.
 
 Repeated identical triples in a sentence are dropped as ``"duplicate triple"`` (1 in train, 1 in dev).
 """
@@ -40,7 +43,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from modeling_ldnet.vocabulary_ldnet import RE_INSTRUCTION
 
@@ -57,6 +60,8 @@ OVERRIDES = {"LibraryofCongressClassification": "library of congress classificat
 AMBIGUOUS = "ambiguous mention (closest pair used)"
 NOT_FOUND = "entity not found in text"
 OVERLAP = "head and tail overlap in every placement"
+CASEFOLDED = "matched case-insensitively"
+EMPTIED = "record left without triples (kept, no answer)"
 
 
 def relation_label(name: str) -> str:
@@ -95,16 +100,27 @@ def _candidates(text: str, mention: str, others: set[str]) -> list[int]:
     return free or hits
 
 
-def locate_pair(text: str, head: str, tail: str, others: set[str]) -> tuple[list[int], list[int], str | None]:
-    """Head and tail spans by the closest-pair rule (module docstring).
+class Placement(NamedTuple):
+    """Where a triple's head and tail go: spans (``[]`` when not placed), the reason it was not placed, how many of
+    its two mentions had several candidates, and whether the case-insensitive fallback placed it."""
 
-    Returns ``(head_span, tail_span, None)``, or ``([], [], reason)`` when the triple cannot be placed
-    (:data:`NOT_FOUND` / :data:`OVERLAP`). ``others`` = every entity string of the sentence.
-    """
+    head: list[int]
+    tail: list[int]
+    reason: str | None
+    ambiguous: int = 0
+    casefolded: bool = False
+
+
+def _lower(s: str) -> str:
+    """Lower case that keeps the length (``İ`` would become two characters: such a character is kept)."""
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in s)
+
+
+def _closest(text: str, head: str, tail: str, others: set[str]) -> Placement:
     hs = _candidates(text, head, others - {head})
     ts = _candidates(text, tail, others - {tail})
     if not hs or not ts:
-        return [], [], NOT_FOUND
+        return Placement([], [], NOT_FOUND)
     best: tuple[int, int, int] | None = None
     for h in hs:
         for t in ts:
@@ -115,9 +131,19 @@ def locate_pair(text: str, head: str, tail: str, others: set[str]) -> tuple[list
             if best is None or (gap, h, t) < best:
                 best = (gap, h, t)
     if best is None:
-        return [], [], OVERLAP
+        return Placement([], [], OVERLAP)
     _, h, t = best
-    return [h, h + len(head)], [t, t + len(tail)], None
+    return Placement([h, h + len(head)], [t, t + len(tail)], None, (len(hs) > 1) + (len(ts) > 1))
+
+
+def locate_pair(text: str, head: str, tail: str, others: set[str]) -> Placement:
+    """Head and tail spans by the closest-pair rule (module docstring); when it places nothing, the same rule on
+    lower-cased text and strings (``Bacon`` found as ``bacon``). ``others`` = every entity string of the sentence."""
+    exact = _closest(text, head, tail, others)
+    if exact.reason is None:
+        return exact
+    folded = _closest(_lower(text), _lower(head), _lower(tail), {_lower(o) for o in others})
+    return folded._replace(casefolded=True) if folded.reason is None else exact
 
 
 def _read_split(path: Path, split: str, instruction: str, relations: dict[str, str],
@@ -144,15 +170,19 @@ def _read_split(path: Path, split: str, instruction: str, relations: dict[str, s
                     report.drop(split, "duplicate triple", f"{where}: {list(key)}")
                     continue
                 seen.add(key)
-                hspan, tspan, reason = locate_pair(text, subj, obj, names)
-                if reason is not None:
-                    report.drop(split, reason, f"{where}: {list(key)}")
+                place = locate_pair(text, subj, obj, names)
+                if place.reason is not None:
+                    report.drop(split, place.reason, f"{where}: {list(key)}")
                     continue
-                for mention in (subj, obj):
-                    if len(_candidates(text, mention, names - {mention})) > 1:
-                        report.note(split, AMBIGUOUS, f"{where}: {mention!r}")
-                rels.append({"relation": relations[rel], "head": {"text": subj, "span": hspan},
-                             "tail": {"text": obj, "span": tspan}})
+                for _ in range(place.ambiguous):
+                    report.note(split, AMBIGUOUS, f"{where}: {list(key)}")
+                if place.casefolded:
+                    report.note(split, CASEFOLDED, f"{where}: {list(key)}")
+                (hs, he), (ts, te) = place.head, place.tail
+                rels.append({"relation": relations[rel], "head": {"text": text[hs:he], "span": place.head},
+                             "tail": {"text": text[ts:te], "span": place.tail}})
+            if triples and not rels:
+                report.note(split, EMPTIED, where)
         except SourceFormatError:
             raise
         except (KeyError, TypeError, ValueError) as exc:

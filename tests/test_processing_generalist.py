@@ -28,7 +28,7 @@ from processing.registry import SourceFormatError
 from processing.roundtrip_table import read_records, sample
 from processing.semeval2010 import RELATIONS as SEMEVAL_RELATIONS
 from processing.semeval2010 import strip_markers
-from processing.webnlg import locate_pair, relation_label
+from processing.webnlg import Placement, locate_pair, relation_label
 from processing.wnut17 import LABELS as WNUT_LABELS
 
 NER = "Please identify possible entities from the given text and determine their types."
@@ -210,16 +210,22 @@ def test_webnlg_counts_and_report(records):
     assert {s: len(r) for s, r in splits.items()} == {"train": 5019, "dev": 500, "test": 703}  # SOURCE.md
     # SOURCE.md triples 11313 / 1224 / 1607 = converted + dropped (nothing unfound: all strings are in the text)
     conv = {s: rep.splits[s].items["rel"] for s in splits}
-    assert conv == {"train": 11211, "dev": 1216, "test": 1585}
+    assert conv == {"train": 11247, "dev": 1219, "test": 1593}
     assert {s: conv[s] + rep.dropped(s) for s in splits} == {"train": 11313, "dev": 1224, "test": 1607}
     assert rep.drops == {
-        "train": {"head and tail overlap in every placement": 101, "duplicate triple": 1},
-        "dev": {"head and tail overlap in every placement": 7, "duplicate triple": 1},
-        "test": {"head and tail overlap in every placement": 22},
+        "train": {"head and tail overlap in every placement": 65, "duplicate triple": 1},
+        "dev": {"head and tail overlap in every placement": 4, "duplicate triple": 1},
+        "test": {"head and tail overlap in every placement": 14},
     }
     assert rep.dropped(reason="entity not found in text") == 0
-    assert {s: rep.notes[s]["ambiguous mention (closest pair used)"] for s in splits} == {
-        "train": 1443, "dev": 193, "test": 227}
+    assert rep.notes == {
+        "train": {"ambiguous mention (closest pair used)": 1465, "matched case-insensitively": 36,
+                  "record left without triples (kept, no answer)": 10},
+        "dev": {"ambiguous mention (closest pair used)": 193, "matched case-insensitively": 3},
+        "test": {"ambiguous mention (closest pair used)": 232, "matched case-insensitively": 8,
+                 "record left without triples (kept, no answer)": 3},
+    }
+    assert {s: rep.splits[s].empty for s in splits} == {"train": 10, "dev": 0, "test": 3}
     assert spec(splits["train"][0])["ans"] == {"rel": [
         {"relation": "manager", "head": {"text": "1 . FC Köln", "span": [27, 38]},
          "tail": {"text": "Peter Stöger", "span": [0, 12]}},
@@ -233,12 +239,16 @@ def test_webnlg_counts_and_report(records):
 
 def test_webnlg_locate_pair():
     text = "A is near B . Later , B met A and A left ."
-    # A at 0, 28, 34; B at 11, 22: the closest pair is (A 28, B 22) -- gap 4
-    assert locate_pair(text, "A", "B", {"A", "B"}) == ([28, 29], [22, 23], None)
-    assert locate_pair("x 2014 201415", "x", "2014", {"x", "2014"}) == ([0, 1], [2, 6], None)  # token boundary
-    assert locate_pair("Bacon is good", "Bacon", "Bacon", {"Bacon"}) == ([], [], "head and tail overlap in every placement")
-    assert locate_pair("New York and York", "New York", "York", {"New York", "York"}) == ([0, 8], [13, 17], None)
-    assert locate_pair("a b", "a", "c", {"a", "c"}) == ([], [], "entity not found in text")
+    # A at 0, 28, 34; B at 11, 22: the closest pair is (A 28, B 22) -- gap 4; both mentions ambiguous
+    assert locate_pair(text, "A", "B", {"A", "B"}) == Placement([28, 29], [22, 23], None, 2, False)
+    assert locate_pair("x 2014 201415", "x", "2014", {"x", "2014"}) == Placement([0, 1], [2, 6], None, 0, False)
+    assert locate_pair("Bacon is good", "Bacon", "Bacon", {"Bacon"}).reason == "head and tail overlap in every placement"
+    # the case-insensitive fallback: only the capitalised "Bacon" of "Bacon explosion" matches exactly
+    assert locate_pair("Bacon explosion has bacon", "Bacon explosion", "Bacon", {"Bacon explosion", "Bacon"}) == \
+        Placement([0, 15], [20, 25], None, 0, True)
+    assert locate_pair("New York and York", "New York", "York", {"New York", "York"}) == \
+        Placement([0, 8], [13, 17], None, 0, False)
+    assert locate_pair("a b", "a", "c", {"a", "c"}) == Placement([], [], "entity not found in text")
 
 
 def _write_webnlg(folder: Path, items: list, rels: list[str]) -> Path:
