@@ -126,6 +126,7 @@ class LDNetProcessor(ProcessorMixin):
         super().__init__(tokenizer, **kwargs)
         self._tag_ids = {k: tokenizer.convert_tokens_to_ids(v) for k, v in self.special_tokens.items()}
         self._piece_cache: dict[str, list[int]] = {}
+        self._labels_ok: set[str] = set()
         self._transform = None
         self.report = EncodingReport()
 
@@ -172,12 +173,17 @@ class LDNetProcessor(ProcessorMixin):
         the model could not tell it from the sequence structure."""
         specials = set(self.special_tokens.values())
         own = set(getattr(self.tokenizer, "all_special_tokens", []) or [])
+        checked = self.__dict__.setdefault("_labels_ok", set())  # training schemas repeat: check each label once
         for task, labels in schema_labels(rec["schema"]).items():
             for lab in labels:
+                if lab in checked:
+                    continue
                 hit = next((t for t in specials if t in lab), None) or (lab.strip() if lab.strip() in own else None)
                 if hit is not None:
                     raise RecordError(rec["id"], f"schema.{task}", f"label {lab!r} is spelled like the special token "
                                                                    f"{hit!r}; rename the label")
+                if len(checked) < 100000:
+                    checked.add(lab)
 
     def _prefix(
         self, rec: dict, report: EncodingReport | None = None
