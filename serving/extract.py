@@ -37,20 +37,19 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-import torch
-from accelerate import PartialState
-from accelerate.utils import parse_flag_from_env
-from tqdm.auto import tqdm
-from transformers import AutoModel, pipeline
-
-from modeling_ldnet import LDNetProcessor, UniversalIEPipeline
 from trainers.cli import _relaunch_cpu_workers, accelerate_cpu_processes_requested
-from trainers.console import ArgumentParser, console_entry
+from trainers.console import ArgumentParser, configure_logging, console_entry
+
+# torch, transformers, accelerate, pyarrow and the model are imported by the functions that use them: `ldnet-extract
+# --help` and a bad argument answer in a fraction of a second instead of the seconds their imports take
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+    import torch
+    from accelerate import PartialState
+
+    from modeling_ldnet import UniversalIEPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +63,11 @@ def load_pipeline(
     model: str | os.PathLike, device: str | int | torch.device | None = None, dtype: str | None = None
 ) -> UniversalIEPipeline:
     """``pipeline("universal-ie")`` on this package's classes (no remote code) on ``device`` in ``dtype``."""
+    import torch
+    from transformers import AutoModel, pipeline
+
+    from modeling_ldnet import LDNetProcessor
+
     kwargs: dict[str, Any] = {}
     if dtype not in (None, "", "float32"):
         if dtype not in ("bfloat16", "float16"):
@@ -206,6 +210,8 @@ class Corpus:
     def take(self, indices: Sequence[int]) -> list[dict]:
         if self.rows is not None:
             return [self.rows[i] for i in indices]
+        import pyarrow as pa
+
         return self.table.take(pa.array(indices, type=pa.int64())).to_pylist()
 
     def column(self, name: str) -> list:
@@ -227,6 +233,10 @@ def _json_object(text: str, where: str) -> dict:
 
 def read_corpus(path: str | os.PathLike, fmt: str | None = None, split: str | None = None, text_column: str = "text") -> Corpus:
     """Read ``path`` (jsonl / parquet / csv / ``datasets`` folder). Bad jsonl lines raise naming the line."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     fmt = fmt or detect_format(path)
     if fmt == "jsonl":
         rows = []
@@ -263,6 +273,9 @@ def read_corpus(path: str | os.PathLike, fmt: str | None = None, split: str | No
 
 def write_output(corpus: Corpus, answers: list[str], path: Path, fmt: str, column: str) -> None:
     """Input rows in input order + ``column`` (JSON strings in parquet, objects in jsonl); atomic replace."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "jsonl":
@@ -416,12 +429,18 @@ def _merge(work: Path, plan: Plan, n: int) -> list[str]:
 def _partial_state() -> PartialState:
     """accelerate's process state. Without an accelerator (or with ``ACCELERATE_USE_CPU``) the ranks form a gloo
     group on CPU; ``PartialState`` only does that when told ``cpu=True``."""
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
     cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.accelerator.is_available()
     return PartialState(cpu=cpu)
 
 
 def extract(args: ExtractArguments) -> dict[str, Any]:
     """Run the whole job on this process's rank (see the module docstring); returns a summary (rank 0: merged)."""
+    from tqdm.auto import tqdm
+
     state = _partial_state()
     rank, world = state.process_index, state.num_processes
     output = Path(args.output)
@@ -536,7 +555,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bg_column", default="bg", help="'' for none")
     p.add_argument("--id_column", default="id", help="named in errors; '' to use the row number")
     p.add_argument("--schema", default=None, help="default schema (JSON, or @file.json) for records without one")
-    p.add_argument("--instruction", default=None, help="default instruction (default: the schema's paper-style one)")
+    p.add_argument("--instruction", default=None,
+                   help="instruction for records without one (default: the model's config.default_instruction when it "
+                        "has one, e.g. '' for a model trained without instructions, else the paper-style instruction "
+                        "of the record's schema); '' for none")
     p.add_argument("--output_column", default="ans")
     p.add_argument("--threshold", type=float, default=None, help="decoding threshold (default: the model's)")
     p.add_argument("--window_stride", type=int, default=None, help="long texts: window stride (default: the model's)")
@@ -569,7 +591,9 @@ def extract_main(argv: list[str] | None = None) -> dict[str, Any]:
         n = accelerate_cpu_processes_requested()
         if n > 1:
             _relaunch_cpu_workers(n)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # our own lines (progress summary) at INFO, the libraries' at WARNING unless --verbose (parse_args applied it)
+    logging.basicConfig(level=logging.INFO if ns.verbose else logging.WARNING, format="%(message)s")
+    configure_logging(ns.verbose)
     columns = ColumnSpec(
         text_column=ns.text_column,
         schema_column=ns.schema_column or None,

@@ -30,25 +30,46 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from modeling_ldnet.schema import normalize_record
 from modeling_ldnet.vocabulary_ldnet import TASK_FIELDS
 
 from .cli import train_main
-from .console import ArgumentParser, console_entry
-from .loading import (  # noqa: F401 - load_checkpoint, load_data, ... re-exported (their former home)
-    load_checkpoint,
-    load_data,
-    load_data_split,
-    parse_options,
-    pick,
-    portable,
-    portable_path,
-)
-from .trainer import LDNetTrainer, LDNetTrainingArguments, default_metric_for
+from .console import ArgumentParser, console_entry, import_deferred
+
+# The training stack (torch, transformers, datasets, the model): the imports in the TYPE_CHECKING block below are run
+# by _import_training_stack() when a command runs, not when the module is imported, so that the console script's
+# `--help` (a cached page) and importers of the light helpers do not pay seconds for them. A new heavy import of
+# this module goes into that block.
+if TYPE_CHECKING:  # also run by _import_training_stack() (console.import_deferred)
+    import torch
+
+    from .loading import (  # noqa: F401 - load_checkpoint, load_data, ... re-exported (their former home)
+        load_checkpoint,
+        load_data,
+        load_data_split,
+        parse_options,
+        pick,
+        portable,
+        portable_path,
+    )
+    from .trainer import LDNetTrainer, LDNetTrainingArguments, default_metric_for
+
+
+def _import_training_stack() -> None:
+    """The imports of the ``TYPE_CHECKING`` block above, into this module's namespace (idempotent)."""
+    import_deferred(globals())
+
+
+def __getattr__(name: str) -> Any:
+    # re-exported names (``from trainers.fewshot import ...``) of the training stack
+    if not name.startswith("__"):
+        _import_training_stack()
+        if name in globals():
+            return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 logger = logging.getLogger("ldnet.fewshot")
 
@@ -202,6 +223,7 @@ def evaluate_records(model: Any, processor: Any, records: Any, batch_size: int =
 
     Returns ``(metrics, predictions)``; metric names are ``{prefix}_ent_f1``...
     """
+    _import_training_stack()
     out = output_dir or tempfile.mkdtemp(prefix="ldnet-eval-")
     args = LDNetTrainingArguments(output_dir=out, per_device_eval_batch_size=batch_size, report_to="none",
                                   use_cpu=not torch.cuda.is_available())
@@ -277,6 +299,7 @@ def build_fewshot_parser() -> ArgumentParser:
 
 def fewshot_main(argv: list[str] | None = None) -> dict[str, Any]:
     """``ldnet-fewshot``: sample, fine-tune, test, aggregate. Returns the summary dict (also ``summary.json``)."""
+    _import_training_stack()
     parser = build_fewshot_parser()
     args, passthrough = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO,
