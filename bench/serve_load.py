@@ -13,6 +13,15 @@
 4. Ratio: served records/s at the highest client count / offline records/s at batch 32 (goal >= 0.8 with batching).
 
 Bounded: ``--requests`` per level and ``--level-seconds`` per level (no new requests after it). Loopback only.
+
+``--fairness``: the issue-#24 test instead. One server (dynamic batching); one client sends a HUGE request (64 texts
+of 20,000 characters: CoNLL04 test sentences joined, within every default limit and the default work budget), and
+once it is running another client sends a one-sentence request every ``--short-every`` seconds until the huge one is
+answered. Reported: each short request's latency (goal: < 5 s), the huge request's time, its windows / passes
+(from ``/info``) and ``/health`` sampled every second (queue length and queue time).
+
+    python bench/serve_load.py --model runs/demo/model --fairness --out runs/bench/serve_fairness.json --threads 1 \
+        --instruction ""
 """
 
 from __future__ import annotations
@@ -147,6 +156,101 @@ async def run_level(url: str, records: list[dict], clients: int, seconds: float)
     }
 
 
+def huge_texts(records: list[dict], n: int, chars: int) -> list[str]:
+    """``n`` texts of at most ``chars`` characters: the records' sentences joined, each text starting elsewhere."""
+    sentences = [r["text"] for r in records]
+    out = []
+    for k in range(n):
+        parts, size, i = [], 0, k
+        while True:
+            s = sentences[i % len(sentences)]
+            if size + len(s) + 1 > chars:
+                break
+            parts.append(s)
+            size += len(s) + 1
+            i += 1
+        out.append(" ".join(parts))
+    return out
+
+
+async def run_fairness(url: str, records: list[dict], a: argparse.Namespace) -> dict[str, Any]:
+    """The huge request, short requests while it runs, and /health samples (see the module docstring)."""
+    schema, instruction = records[0]["schema"], records[0]["instruction"]
+    texts = huge_texts(records, a.huge_texts, a.huge_chars)
+    short_records = records[: max(1, a.requests)]
+    shorts: list[dict[str, Any]] = []
+    health: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(base_url=url, timeout=a.level_seconds * 10) as client:
+        before = (await client.get("/info")).json()["batching"]
+        t0 = time.perf_counter()
+        huge = asyncio.create_task(
+            client.post("/extract", json={"texts": texts, "schema": schema, "instruction": instruction}))
+        # wait until the huge request is queued and its first pass ran (encoding 64 x 20,000 characters takes a while)
+        while not huge.done():
+            h = (await client.get("/health")).json()
+            if h["pending"] and h["queue"]["pending_windows"] and h["queue"]["wait_p50_s"] is not None:
+                break
+            await asyncio.sleep(0.2)
+        t_running = time.perf_counter() - t0
+
+        async def sample() -> None:
+            while not huge.done():
+                h = (await client.get("/health")).json()
+                health.append({"t_s": round(time.perf_counter() - t0, 2), "pending": h["pending"], **h["queue"]})
+                await asyncio.sleep(1.0)
+
+        sampler = asyncio.create_task(sample())
+        i = 0
+        while not huge.done():
+            rec = short_records[i % len(short_records)]
+            i += 1
+            ts = time.perf_counter()
+            r = await client.post("/extract", json={"records": [rec]})
+            shorts.append({"t_s": round(ts - t0, 2), "latency_s": round(time.perf_counter() - ts, 3),
+                           "status": r.status_code, "huge_still_running": not huge.done()})
+            await asyncio.sleep(max(0.0, a.short_every - (time.perf_counter() - ts)))
+        resp = await huge
+        huge_s = time.perf_counter() - t0
+        await sampler
+        after = (await client.get("/info")).json()["batching"]
+    during = [x["latency_s"] for x in shorts if x["huge_still_running"] and x["status"] == 200]
+    return {
+        "huge": {"texts": len(texts), "chars_each": [min(map(len, texts)), max(map(len, texts))],
+                 "status": resp.status_code, "seconds": round(huge_s, 1), "running_after_s": round(t_running, 1),
+                 "windows": after["windows"] - before["windows"], "passes": after["batches"] - before["batches"],
+                 "largest_pass": after["largest_batch"]},
+        "short": {"sent": len(shorts), "answered_during_huge": len(during),
+                  "p50_s": round(statistics.median(during), 3) if during else None,
+                  "max_s": round(max(during), 3) if during else None,
+                  "all_under_5s": bool(during) and max(during) < 5.0, "requests": shorts},
+        "health_samples": health,
+        "max_oldest_pending_s": max((h["oldest_pending_s"] for h in health), default=None),
+    }
+
+
+def fairness_main(a: argparse.Namespace) -> dict:
+    records = conll04_records(max(a.requests, 288), a.instruction)
+    proc, url = start_server(a, ["--max-wait-ms", str(a.max_wait_ms)])
+    try:
+        asyncio.run(run_level(url, records[:4], 2, 60))  # warm-up
+        res = asyncio.run(run_fairness(url, records, a))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    result = {"model": a.model, "backend": a.backend, "threads": a.threads, "max_batch_size": a.max_batch_size,
+              "max_wait_ms": a.max_wait_ms, "command": "python " + " ".join(sys.argv), "machine": C.machine_info(),
+              **res}
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({"huge": res["huge"], "short": {k: v for k, v in res["short"].items() if k != "requests"},
+                      "max_oldest_pending_s": res["max_oldest_pending_s"]}, indent=2))
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True)
@@ -160,10 +264,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max-batch-size", type=int, default=32)
     p.add_argument("--repeats", type=int, default=3, help="offline timing passes (interleaved, median)")
     p.add_argument("--window-stride", type=int, default=None,
-                   help="long-text window overlap (default: the saved processor's; `make demo`'s 128 is too large "
-                        "for its 128-token windows)")
+                   help="long-text window overlap (default: the saved processor's)")
     p.add_argument("--instruction", default=None, help="records' instruction ('' for w/o-Inst. models)")
+    p.add_argument("--fairness", action="store_true", help="the huge-request + short-requests test (see above)")
+    p.add_argument("--huge-texts", type=int, default=64, help="--fairness: texts in the huge request")
+    p.add_argument("--huge-chars", type=int, default=20_000, help="--fairness: characters per huge text (at most)")
+    p.add_argument("--short-every", type=float, default=2.0, help="--fairness: seconds between short requests")
     a = p.parse_args(argv)
+    if a.fairness:
+        return fairness_main(a)
 
     import torch
 

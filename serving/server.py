@@ -90,6 +90,16 @@ class NamedLabels(BaseModel):
     labels: list[str] = Field(default_factory=list)
 
 
+class LabelDescription(BaseModel):
+    """One label's description in the list form ``processing`` stores (``schema.descriptions`` in ``datasets``)."""
+
+    model_config = _STRICT
+
+    task: str
+    label: str
+    description: str | None = None
+
+
 class Schema(BaseModel):
     """What to extract. Labels are free strings (the model reads them), e.g. ``{"ent": ["person"], "rel":
     ["live in"], "event": {"attack": ["attacker", "target"]}}``; an empty schema + instruction is extractive QA.
@@ -106,6 +116,9 @@ class Schema(BaseModel):
         None, description="relation -> qualifier roles (or the list form `[{name, labels}]`)")
     event: dict[str, list[str]] | list[NamedLabels] | None = Field(
         None, description="event type -> argument roles (or the list form `[{name, labels}]`)")
+    descriptions: list[LabelDescription] | None = Field(
+        None, description="label descriptions in the list form `[{task, label, description}]` (as `processing` "
+        "stores them)")
 
 
 class RecordIn(BaseModel):
@@ -219,6 +232,7 @@ def _schema_dict(schema: Schema, loc: list, limits: Limits, reserved: tuple[str,
     """The schema for the pipeline, after the checks: label lists not all empty, no empty / duplicate /
     tag-like labels, label length and count limits. ``{label: description}`` dicts pass through as given."""
     out = schema.model_dump(exclude_none=True)
+    descriptions = out.pop("descriptions", None)
     for task in ("hyper_rel", "event"):
         if isinstance(out.get(task), list):  # list form -> the SPEC's dict form
             names = [x["name"] for x in out[task]]
@@ -255,6 +269,12 @@ def _schema_dict(schema: Schema, loc: list, limits: Limits, reserved: tuple[str,
                                "label without one")
     if n > limits.max_schema_labels:
         raise _too_large(loc, f"{n} labels; the limit is {limits.max_schema_labels} (--max-schema-labels)")
+    for i, d in enumerate(descriptions or []):
+        if d["description"] is not None and not d["description"].strip():
+            raise _invalid([*loc, "descriptions", i], f"empty description of label {d['label']!r}; use null for a "
+                           "label without one")
+    if descriptions:  # checked further (tasks, labels) by the pipeline's schema normaliser
+        out["descriptions"] = descriptions
     return out
 
 

@@ -303,7 +303,8 @@ def test_limits_name_the_field(ie):
             assert msg in detail["msg"], (body, detail)
         assert client.post("/extract", json={"texts": ["a"] * 4, "schema": SCHEMA}).status_code == 200
         # processing's records hold [] for the tasks they lack: fine beside real labels
-        ok = client.post("/extract", json={"text": TEXTS[0], "schema": {**SCHEMA, "cls": [], "event": []}})
+        ok = client.post("/extract", json={"text": TEXTS[0], "schema": {**SCHEMA, "cls": [], "event": [],
+                                                                          "descriptions": []}})
         assert ok.status_code == 200
         assert_same_answers(ok.json()["results"], [ie(TEXTS[0], schema=SCHEMA)])
         bad = client.post("/extract", content=b'{"text": "caf\xe9", "schema": {"ent": ["x"]}}',
@@ -331,10 +332,14 @@ def test_work_budget_413_names_budget_and_cost(ie):
 def test_label_descriptions_pass_through(ie):
     described = {"ent": {"person": "a human being", "location": None, "organization": "a company"},
                  "rel": ["live in", "work for"]}
+    listed = {**SCHEMA, "hyper_rel": [], "descriptions": [{"task": "ent", "label": "person", "description": "a human"}]}
     with TestClient(create_app(ie, ServerSettings(max_wait_ms=0))) as client:
         r = client.post("/extract", json={"text": TEXTS[0], "schema": described})
+        r_listed = client.post("/extract", json={"records": [{"text": TEXTS[0], "schema": listed}]})
     assert r.status_code == 200, r.text
     assert_same_answers(r.json()["results"], [ie(TEXTS[0], schema=described)])
+    assert r_listed.status_code == 200, r_listed.text
+    assert_same_answers(r_listed.json()["results"], [ie({"text": TEXTS[0], "schema": listed})])
     assert isinstance(r.json()["warnings"], list)
 
 
