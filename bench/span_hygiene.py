@@ -10,9 +10,10 @@ metric); (3) in the variant groups the undeduplicated decoder predicts, which me
 (what ``merge`` keeps) or the one closest to the bare span (what ``suppress`` keeps).
 
 CoNLL03 is scored with the CoNLL04-trained demo model in the zero-label-change sense: CoNLL03's types renamed to
-the model's own label strings (person -> people, miscellaneous -> other), nothing trained.
+the model's own label strings (person -> people, miscellaneous -> other), nothing trained; ``--limit`` predicts the
+first N dev sentences only (the gold statistics cover the whole split).
 
-    python bench/span_hygiene.py --model runs/demo/model --out runs/bench/results/span_hygiene.json
+    python bench/span_hygiene.py --model runs/demo/model --limit 1000 --out runs/bench/results/span_hygiene.json
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def decode_three_ways(ie: Any, records: list[dict], batch_size: int) -> dict[str
     return out
 
 
-def load_dev(name: str, limit: int | None) -> tuple[list[dict], list[str]]:
+def load_dev(name: str) -> tuple[list[dict], list[str]]:
     if name == "conll04":
         recs = C.load_split("conll04", "dev", with_entities=True, instruction="")
         tasks = ["ent", "rel"]
@@ -119,14 +120,15 @@ def load_dev(name: str, limit: int | None) -> tuple[list[dict], list[str]]:
         tasks = ["ent"]
     else:
         raise SystemExit(f"span_hygiene: unknown data set {name!r} (conll04, conll03)")
-    return (recs[:limit] if limit else recs), tasks
+    return recs, tasks
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=str(C.REPO / "runs" / "demo" / "model"))
     ap.add_argument("--datasets", default="conll04,conll03")
-    ap.add_argument("--limit", type=int, default=None, help="first N dev sentences of each data set")
+    ap.add_argument("--limit", type=int, default=None,
+                    help="predict the first N dev sentences of each data set (gold statistics: all of them)")
     ap.add_argument("--batch_size", type=int, default=16)
     ap.add_argument("--out", default=str(C.RESULTS_DIR / "span_hygiene.json"))
     args = ap.parse_args()
@@ -134,7 +136,8 @@ def main() -> None:
     ie = load_pipeline(args.model)
     res: dict[str, Any] = {"model": args.model, "threshold": ie.processor.threshold, "datasets": {}}
     for name in args.datasets.split(","):
-        recs, tasks = load_dev(name, args.limit)
+        all_recs, tasks = load_dev(name)
+        recs = all_recs[: args.limit] if args.limit else all_recs
         t0 = time.perf_counter()
         preds = decode_three_ways(ie, recs, args.batch_size)
         gold = [r["ans"] for r in recs]
@@ -146,7 +149,8 @@ def main() -> None:
                 if k in flat}
             scores[mode]["entities_predicted"] = sum(len(a.get("ent", [])) for a in p)
         res["datasets"][name] = {
-            "records": len(recs), "seconds": round(time.perf_counter() - t0, 1), "gold": gold_stats(recs),
+            "records": len(recs), "seconds": round(time.perf_counter() - t0, 1),
+            "gold": {"records": len(all_recs), **gold_stats(all_recs)},
             "predicted_variant_groups": variant_groups(recs, preds["None"]), "scores": scores,
         }
         print(name, json.dumps(res["datasets"][name], indent=1), flush=True)

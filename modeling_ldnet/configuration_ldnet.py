@@ -101,10 +101,11 @@ class LDNetConfig(PretrainedConfig):
             task but discontinuous entities with more than 7 fragments.
         decode_max_links_per_row (`int`, defaults to 16): the decoder keeps at most this many top-scoring NNW links
             per row, which bounds the search on untrained (dense) score grids.
-        decode_span_hygiene (`str`, *optional*, defaults to ``"merge"``): what ``pipeline("universal-ie")`` does with
-            punctuation variants of one answer (``Boston`` and ``Boston .``, same type): ``"merge"`` keeps the
-            best-scored, ``"suppress"`` keeps the one without the punctuation, ``None`` keeps both (the paper's
-            decoder; the processor's own default, which round trips gold). Measured in bench/RESULTS.md §12.
+        decode_span_hygiene (`str`, *optional*, defaults to ``"suppress"``): what ``pipeline("universal-ie")`` does
+            with punctuation variants of one answer (``Boston`` and ``Boston .``, same type; whitespace-separated
+            punctuation tokens at the edges only): ``"suppress"`` keeps the one without the punctuation,
+            ``"merge"`` the best-scored, ``None`` keeps both (the paper's decoder; the processor's own default,
+            which round trips gold). Measured on CoNLL04 / CoNLL03 dev in bench/RESULTS.md §12.
         special_tokens (`dict[str, str]`): tag tokens (keys as in ``DEFAULT_SPECIAL_TOKENS``).
         max_seq_length (`int`, defaults to 512): longest input sequence in tokens, ``[CLS]`` and ``[SEP]`` included
             (SPEC `max_seq_len`; not `max_length`, which transformers 5 reserves for generation).
@@ -164,7 +165,7 @@ class LDNetConfig(PretrainedConfig):
         default_instruction: str | None = None,
         decode_max_parts: int = 8,
         decode_max_links_per_row: int = 16,
-        decode_span_hygiene: str | None = "merge",
+        decode_span_hygiene: str | None = "suppress",
         special_tokens: dict[str, str] | None = None,
         max_seq_length: int = 512,
         overflow: str = "window",
