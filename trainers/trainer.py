@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import re
 import time
 from collections import Counter
@@ -303,8 +304,9 @@ def train_and_save(trainer: Trainer, time_cb: TimeLimitCallback | None = None) -
     """``trainer.train()`` (``--resume_from_checkpoint auto|last|latest`` = the output folder's last checkpoint),
     ``save_model()``, and the train metrics (plus ``stopped_by_time_limit_at_step`` when ``time_cb`` stopped it)."""
     checkpoint = trainer.args.resume_from_checkpoint
-    if checkpoint in ("auto", "last", "latest"):
-        checkpoint = get_last_checkpoint(trainer.args.output_dir)
+    if checkpoint in ("auto", "last", "latest"):  # a first run (no output folder yet) starts from scratch
+        out = trainer.args.output_dir
+        checkpoint = get_last_checkpoint(out) if out and os.path.isdir(out) else None
     result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()
     metrics = dict(result.metrics)
