@@ -294,3 +294,18 @@ def test_card_and_config_record_schema_data_and_final_metrics(setup, tmp_path):
     assert report["conversions"] == {} and report["label_differences"] == {}
     assert {s: (v["records"], v["encoding"]["gold_items"], v["encoding"]["encoded"])
             for s, v in report["splits"].items()} == {"train": (16, 48, 48), "dev": (4, 12, 12), "test": (5, 15, 15)}
+
+
+def test_card_falls_back_to_the_trained_labels_and_caps_long_label_lists():
+    """A model saved without card information (e.g. LDNetTrainer used directly) shows config.trained_labels; a
+    generalist's thousands of labels are counted past the first 40 (config.json keeps them all)."""
+    from modeling_ldnet.modelcard_ldnet import MAX_SHOWN_LABELS, render_model_card
+
+    config = T.tiny_model(T.processor()).config
+    config.trained_labels = {"ent": ["person", "location"], "rel": [f"r{i}" for i in range(MAX_SHOWN_LABELS + 3)]}
+    lines = render_model_card(config).splitlines()
+    assert "- **ent**: `person`, `location`" in lines
+    shown = ", ".join(f"`r{i}`" for i in range(MAX_SHOWN_LABELS))
+    assert f"- **rel**: {shown}, ... and 3 more (config.json)" in lines
+    # an explicit schema wins over the trained labels
+    assert "- **ent**: `org`" in render_model_card(config, schema={"ent": ["org"]}).splitlines()

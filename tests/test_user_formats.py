@@ -486,6 +486,9 @@ def test_brat_folder_with_split_subfolders_gives_its_splits(tmp_path):
     # --validation_file <the folder> takes its dev split; errors name the flag
     assert [r["id"] for r in load_training_data(_data_args(validation_file=str(DATA / "brat"))).splits["dev"]] == [
         "dev/news_0007"]
+    both = load_training_data(_data_args(train_file=str(DATA / "brat"), validation_file=str(DATA / "brat")))
+    assert {s: src.flag for s, src in both.sources.items()} == {"train": "--train_file", "dev": "--validation_file"}
+    assert list(both.conversions) == [f"--train_file {BRAT}"]  # one conversion, reported once
     with pytest.raises(KeyError, match=r"--test_file .*brat: no 'test' split in it \(it holds \['train', 'dev'\]\)"):
         load_training_data(_data_args(test_file=str(DATA / "brat")))
     with pytest.raises(FileNotFoundError, match=r"--validation_file .*nope\.conll: no such file or folder"):

@@ -322,8 +322,8 @@ def load_training_data(data_args: Any, benchmark_options: Mapping[str, Any] | No
             continue
         fmt, dd, report = _read_source(path, flag, cache)
         where = _portable_source(path)
-        if report is not None:
-            data.conversions.setdefault(f"{flag} {where}", report)
+        if report is not None and not any(r is report for r in data.conversions.values()):  # one folder, 2 flags
+            data.conversions[f"{flag} {where}"] = report
         if len(dd) == 1:
             data.set(split, next(iter(dd.values())), SplitSource(flag, where, fmt))
             continue
