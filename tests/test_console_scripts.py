@@ -3,11 +3,14 @@ error on failure; nothing machine-specific in what they save (issue #15 item 5).
 
 from __future__ import annotations
 
+import ast
 import configparser
 import json
+import logging
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import ldnet_tiny as T
@@ -118,3 +121,182 @@ def test_success_exits_zero_and_saves_nothing_machine_specific(work, tmp_path):
     assert not os.path.isabs(info["base_model"]) and not os.path.isabs(info["recipe_file"])
     assert all(machine not in c["source"] for c in info["corpora"])
     assert machine not in json.dumps({k: v for k, v in info.items() if k != "recipe"})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# start-up: --help of every script, cheap imports, quiet logs (issue #24 items 7 and 9)
+# ---------------------------------------------------------------------------------------------------------------
+
+#: every console script of setup.cfg (+ `python -m processing`) and flags its --help must show
+HELP_FLAGS = {
+    "ldnet-train": ("--model_name_or_path", "--data_dir", "--train_file", "--output_dir", "--max_minutes", "--verbose"),
+    "ldnet-teacher-scores": ("--model", "--data", "--split", "--out", "--verbose"),
+    "ldnet-pretrain": ("--model_name_or_path", "--recipe", "--output_dir", "--verbose"),
+    "ldnet-fewshot": ("--model_name_or_path", "--data", "--shots", "--seeds", "--verbose"),
+    "ldnet-serve": ("--host", "--port", "--backend"),
+    "ldnet-extract": ("--model", "--input", "--output", "--instruction", "--schema", "--verbose"),
+}
+
+
+def console_scripts() -> dict[str, str]:
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    lines = cfg["options.entry_points"]["console_scripts"].strip().splitlines()
+    return dict(line.split(" = ") for line in lines)
+
+
+def test_help_of_every_console_script_exits_zero_with_its_flags_and_is_cached(tmp_path):
+    assert set(console_scripts()) == set(HELP_FLAGS), "a console script without a --help check"
+    env = dict(ENV, LDNET_CACHE_DIR=str(tmp_path / "cache"), COLUMNS="100")
+    pages: dict[str, list[str]] = {}
+    for round_ in range(2):  # the second round is served from the cache: the same page
+        procs = {name: subprocess.Popen([script(name), "--help"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True) for name in HELP_FLAGS}
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, (name, err[-2000:])
+            assert out.startswith(f"usage: {name} "), (name, out[:200])
+            missing = [flag for flag in HELP_FLAGS[name] if flag not in out]
+            assert missing == [], (name, missing)
+            pages.setdefault(name, []).append(out)
+    for name, (first, second) in pages.items():
+        assert first == second, name
+    cached = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache" / "help").glob("*.txt"))
+    assert set(cached) >= {"ldnet-train", "ldnet-pretrain", "ldnet-fewshot", "ldnet-extract"}, cached
+
+
+def test_extract_help_states_the_instruction_default_the_pipeline_uses(tmp_path):
+    out = subprocess.run([script("ldnet-extract"), "--help"], cwd=tmp_path, env=dict(ENV, LDNET_HELP_CACHE="0",
+                         COLUMNS="200"), capture_output=True, text=True, timeout=120, check=True).stdout
+    line = " ".join(out.split("\n  --instruction INSTRUCTION", 1)[1].split("\n  --")[0].split())
+    # UniversalIEPipeline: config.default_instruction when the model has one, else default_instruction(schema)
+    assert "config.default_instruction" in line and "paper-style instruction of the record's schema" in line, line
+
+
+def test_processing_list_is_complete_and_imports_stay_light(tmp_path):
+    code = textwrap.dedent(
+        """
+        import json, sys
+        import processing, trainers.cli, trainers.pretrain, trainers.fewshot, serving.extract
+        heavy = sorted(m for m in ("torch", "transformers", "datasets", "pyarrow", "accelerate") if m in sys.modules)
+        names = list(processing.BENCHMARKS)
+        after = sorted(m for m in ("torch", "transformers", "datasets") if m in sys.modules)
+        mods = sorted(m for m in sys.modules if m.startswith("processing."))
+        print(json.dumps({"heavy": heavy, "after": after, "names": names, "mods": mods}))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["heavy"] == [] and got["after"] == [], got  # reading BENCHMARKS needs the converters' metadata only
+    listed = converter_modules()
+    assert {f"processing.{m}" for m in listed} <= set(got["mods"])
+    assert {"conll04", "conll03", "ace05-rel", "aste-14res", "bio"} <= set(got["names"])
+    listing = subprocess.run([sys.executable, "-m", "processing", "list"], cwd=REPO, env=ENV, capture_output=True,
+                             text=True, timeout=120)
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    assert [line.split()[0] for line in listing.stdout.splitlines()[1:]] == got["names"]
+
+
+def converter_modules() -> list[str]:
+    """The module names of ``processing._import_converters``' import list."""
+    tree = ast.parse((REPO / "processing" / "__init__.py").read_text(encoding="utf-8"))
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_import_converters")
+    return [a.name for node in ast.walk(fn) if isinstance(node, ast.ImportFrom) for a in node.names]
+
+
+def test_every_module_that_registers_a_benchmark_is_in_the_import_list():
+    """A converter module left out of ``_import_converters`` would silently miss from BENCHMARKS."""
+    registering = set()
+    for path in sorted((REPO / "processing").iterdir()):
+        if path.name.startswith("_") or path.name in ("registry.py", "convert.py"):
+            continue
+        source = path / "__init__.py" if path.is_dir() else path
+        if source.suffix != ".py" or not source.is_file():
+            continue
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        calls = [node.value for node in tree.body if isinstance(node, (ast.Expr, ast.Assign))
+                 and isinstance(node.value, ast.Call)]
+        calls += [c for node in tree.body if isinstance(node, ast.For) for c in ast.walk(node) if isinstance(c, ast.Call)]
+        if any(getattr(c.func, "id", None) in ("register", "register_split_files") for c in calls):
+            registering.add(path.stem if path.is_file() else path.name)
+    assert registering and registering <= set(converter_modules()), sorted(registering - set(converter_modules()))
+
+
+def test_help_cache_key_follows_the_source(tmp_path):
+    from trainers.console import help_cache_key
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("X = 1\n")
+    key = help_cache_key("ldnet-train", ["--help"], roots=[tmp_path / "pkg"])
+    assert key == help_cache_key("ldnet-train", ["--help"], roots=[tmp_path / "pkg"])
+    assert key != help_cache_key("ldnet-pretrain", ["--help"], roots=[tmp_path / "pkg"])
+    assert key != help_cache_key("ldnet-train", ["-h"], roots=[tmp_path / "pkg"])
+    (tmp_path / "pkg" / "a.py").write_text("X = 2\n")  # an edited option: a new page
+    assert key != help_cache_key("ldnet-train", ["--help"], roots=[tmp_path / "pkg"])
+
+
+@pytest.fixture
+def restore_logging(monkeypatch):
+    import transformers
+
+    for var in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY"):
+        monkeypatch.delenv(var, raising=False)
+    before = transformers.utils.logging.get_verbosity()
+    from trainers.console import CHATTY_LOGGERS, OWN_LOGGERS
+
+    levels = {name: logging.getLogger(name).level for name in (*CHATTY_LOGGERS, *OWN_LOGGERS)}
+    yield
+    transformers.utils.logging.set_verbosity(before)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_logs_are_quiet_by_default_and_verbose_on_request(restore_logging):
+    import datasets
+    import transformers
+
+    from trainers.console import ArgumentsParser
+    from trainers.trainer import LDNetTrainingArguments
+
+    parser = ArgumentsParser((LDNetTrainingArguments,), prog="ldnet-train")
+    (quiet,) = parser.parse_args_into_dataclasses(args=["--output_dir", "x"])
+    assert quiet.log_level == "passive"
+    assert transformers.utils.logging.get_verbosity() == logging.WARNING
+    assert datasets.utils.logging.get_verbosity() == logging.WARNING
+    assert logging.getLogger("ldnet.train").getEffectiveLevel() == logging.INFO
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
+
+    (loud,) = parser.parse_args_into_dataclasses(args=["--output_dir", "x", "--verbose"])  # no extra namespace back
+    assert loud.log_level == "info"  # trainers' setup_logging then sets transformers / datasets to INFO
+    assert transformers.utils.logging.get_verbosity() == logging.INFO
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.INFO
+    (explicit,) = parser.parse_args_into_dataclasses(args=["--output_dir", "x", "--verbose", "--log_level", "error"])
+    assert explicit.log_level == "error"
+
+
+def test_long_text_does_not_print_the_sequence_length_warning():
+    """The processor windows long texts: transformers' "Token indices sequence length is longer than the specified
+    maximum sequence length ... indexing errors" warning would be wrong, and is not logged."""
+    import transformers
+
+    proc = T.processor(max_length=64, window_stride=8)
+    tok = proc.tokenizer
+    text = " ".join(f"word{i}" for i in range(tok.model_max_length + 50))
+    assert len(tok(text, add_special_tokens=False, verbose=False)["input_ids"]) > tok.model_max_length
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    lib = logging.getLogger("transformers")
+    before = transformers.utils.logging.get_verbosity()
+    transformers.utils.logging.set_verbosity_warning()
+    lib.addHandler(handler)
+    try:
+        enc = proc({"id": "long", "text": text, "schema": {"ent": ["person"]}})
+        assert len(enc["input_ids"]) > 1  # windowed
+        assert [r.getMessage() for r in records if "indexing errors" in r.getMessage()] == []
+        tok(text)  # control: the tokenizer called directly does warn, and the handler sees it
+        assert any("indexing errors" in r.getMessage() for r in records)
+    finally:
+        lib.removeHandler(handler)
+        transformers.utils.logging.set_verbosity(before)

@@ -42,7 +42,7 @@ HELP_LIBRARIES = ("transformers", "accelerate", "torch", "datasets")
 #: our loggers: INFO by default
 OWN_LOGGERS = ("ldnet", "trainers", "serving", "processing", "modeling_ldnet")
 #: third-party loggers that log INFO lines through the root logger (HTTP requests, file locks)
-CHATTY_LOGGERS = ("httpx", "httpcore", "urllib3", "filelock", "fsspec", "accelerate", "torch")
+CHATTY_LOGGERS = ("httpx", "httpcore", "urllib3", "filelock", "fsspec", "accelerate")
 
 VERBOSE_HELP = "show the libraries' INFO logs (transformers, datasets, ...); default: ours only"
 
