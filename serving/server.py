@@ -62,7 +62,7 @@ class Limits:
     max_schema_labels: int = 200  # labels in one schema, event / hyper-relation roles included
     max_label_chars: int = 200
     #: work budget in token-labels: per record, text tokens x schema labels, summed over the request's records.
-    #: 4M admits 64 texts of 20,000 characters (~4,500 tokens each) with a CoNLL04-sized schema (9 labels, ~2.6M)
+    #: 4M admits 64 texts of 20,000 characters (~4,250 tokens each) with the CoNLL04 schema (9 labels: ~2.45M)
     max_request_cost: int = 4_000_000
 
 
