@@ -162,10 +162,10 @@ def test_batcher_windows_per_pass_round_robin_and_errors(ie):
     try:
         blocker = batcher.submit([{"text": TEXTS[3], "schema": SCHEMA}])
         futs = {
+            "bad": batcher.submit([{"id": "bad", "text": TEXTS[0], "schema": SCHEMA}]),  # shares the first pass
             "long": batcher.submit(long_records, threshold=0.6),
             "a": batcher.submit([{"text": t, "schema": SCHEMA} for t in TEXTS[:2]], threshold=0.9),
             "b": batcher.submit([{"text": TEXTS[2], "schema": SCHEMA}], return_scores=False),
-            "bad": batcher.submit([{"id": "bad", "text": TEXTS[0], "schema": SCHEMA}]),
         }
         got = {k: f.result(30) for k, f in {"blocker": blocker, **futs}.items() if k != "bad"}
         with pytest.raises(ValueError, match="record 'bad'"):
@@ -190,9 +190,11 @@ def test_short_request_not_queued_behind_a_long_one(ie):
     while the long one still has most of its windows to go (round-robin across requests)."""
     records = [{"id": f"long{i}", "text": LONG, "schema": SCHEMA} for i in range(4)]
     passes: list[float] = []
+    sizes: list[int] = []
 
     def slow(module, args, kwargs_or_out, *rest):  # a slower model, so the long request takes a while
         passes.append(time.monotonic())
+        sizes.append(int(kwargs_or_out.logits.shape[0]))
         time.sleep(0.03)
 
     handle = ie.model.register_forward_hook(slow)
@@ -215,6 +217,7 @@ def test_short_request_not_queued_behind_a_long_one(ie):
         handle.remove()
         batcher.close(30)
     assert n_short <= 2, n_short  # the pass in flight, then the next one (which holds the short row)
+    assert sizes[n0 + n_short - 1] == 1  # the newcomer's quick pass: a quarter of max_batch_size=4
     assert elapsed < 2.0, elapsed  # bound: 2 passes of 4 tiny rows + 30 ms sleeps, generously
     assert long_req.windows == 4 * len(ie.preprocess(records[:1])["meta"]) and len(passes) >= long_req.windows // 4
     assert health["pending_requests"] == 1 and 0 < health["pending_windows"] < long_req.windows
