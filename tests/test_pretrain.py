@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from types import SimpleNamespace
 
 import ldnet_tiny
@@ -192,6 +193,26 @@ def test_schema_shuffle_is_deterministic_per_seed_and_keeps_the_labels():
     assert all(aug(r)["ans"] == r["ans"] for r in records)  # answers untouched
     # identity config = plain normalisation
     assert SchemaAugmenter(SchemaAugConfig(shuffle=False))(NER)["schema"] == NER["schema"]
+
+
+def test_drop_field_shows_joint_records_as_relation_only_or_entity_only():
+    joint = ldnet_tiny.make_records(60, seed=3)  # schema {"ent": [3 labels], "rel": [2 labels]}, answers in both
+    aug = SchemaAugmenter(SchemaAugConfig(shuffle=False, drop_field_rate=0.5), seed=1)
+    seen = Counter()
+    for r in joint:
+        out = aug(r, epoch=0)
+        fields = tuple(sorted(out["schema"]))
+        seen[fields] += 1
+        assert tuple(sorted(out["ans"])) == fields  # the dropped field's answers go with it, the others stay exact
+        for f in fields:
+            assert out["schema"][f] == r["schema"][f] and out["ans"][f] == r["ans"][f]
+    assert seen[("ent", "rel")] + seen[("rel",)] + seen[("ent",)] == 60
+    assert seen[("rel",)] >= 8 and seen[("ent",)] >= 8 and seen[("ent", "rel")] >= 20, seen
+    # a one-field record keeps its field; rate 0 changes nothing; the rate is validated
+    assert SchemaAugmenter(SchemaAugConfig(drop_field_rate=1.0), seed=1)(NER)["schema"]["ent"]
+    assert SchemaAugmenter(SchemaAugConfig(shuffle=False, drop_field_rate=0.0))(joint[0])["schema"] == joint[0]["schema"]
+    with pytest.raises(ValueError, match="drop_field_rate"):
+        SchemaAugConfig(drop_field_rate=1.5)
 
 
 def test_negatives_come_from_the_same_task_and_gold_is_never_dropped():

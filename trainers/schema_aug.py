@@ -13,9 +13,13 @@ reading the label text. During (pre-)training, per record and per epoch, :class:
   record may be shown e.g. *gene* or *disease* from another NER corpus); event types / hyper relations come with
   their pooled role / qualifier lists;
 * optionally **drops non-gold labels** (``drop_nongold_rate``: each label absent from the record's answers is
-  removed with that probability), never a gold one, and never the last label of a field.
+  removed with that probability), never a gold one, and never the last label of a field;
+* optionally **drops a whole field with its answers** (``drop_field_rate``): a joint entity + relation record is
+  then shown as relation-only or entity-only, the partial schemas users write (``{"rel": [...]}`` alone). Without
+  it a joint-trained model has never seen a relation-only schema and answers it poorly.
 
-Gold labels are never removed and answers are never changed, so the gold span graph is the same up to positions.
+Gold labels are never removed and answers are never changed (except a field dropped whole, answers included), so
+the gold span graph is the same up to positions.
 All draws come from ``record_rng(seed, epoch, record id, "schema")``: deterministic per seed, fresh every epoch.
 """
 
@@ -46,6 +50,8 @@ class SchemaAugConfig:
         negative_rate: probability that a record gets negative labels.
         max_negatives: a record that gets negatives gets ``1..max_negatives`` of them (uniform), over its fields.
         drop_nongold_rate: probability of removing each label that no gold answer uses (0 = never).
+        drop_field_rate: probability that a record whose schema has several fields loses one of them (uniform over
+            its fields), answers of that field included (0 = never).
         negative_fields: schema fields that may receive negatives (``cls`` is left out by default: adding an
             unrelated class changes a classification task's meaning).
     """
@@ -55,10 +61,11 @@ class SchemaAugConfig:
     negative_rate: float = 0.0
     max_negatives: int = 4
     drop_nongold_rate: float = 0.0
+    drop_field_rate: float = 0.0
     negative_fields: tuple[str, ...] = ("ent", "discontinuous_ent", "rel", "hyper_rel", "event")
 
     def __post_init__(self) -> None:
-        for name in ("negative_rate", "drop_nongold_rate"):
+        for name in ("negative_rate", "drop_nongold_rate", "drop_field_rate"):
             v = getattr(self, name)
             if not 0.0 <= float(v) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
@@ -71,7 +78,8 @@ class SchemaAugConfig:
 
     @property
     def is_identity(self) -> bool:
-        return not self.shuffle and self.negative_rate == 0.0 and self.drop_nongold_rate == 0.0
+        return (not self.shuffle and self.negative_rate == 0.0 and self.drop_nongold_rate == 0.0
+                and self.drop_field_rate == 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -211,6 +219,16 @@ class SchemaAugmenter:
         t = record_task(record, task)
         schema = rec["schema"]
         gold = gold_labels(rec)
+        # 0. a whole field with its answers (a joint record seen as a relation-only / entity-only one)
+        if cfg.drop_field_rate > 0:
+            fields = [f for f in FIELDS if schema.get(f)]
+            if len(fields) > 1 and rng.random() < cfg.drop_field_rate:
+                f = rng.choice(fields)
+                schema.pop(f)
+                rec["ans"] = {k: v for k, v in (rec.get("ans") or {}).items() if k != f}
+                if rec.get("descriptions"):
+                    rec["descriptions"] = [d for d in rec["descriptions"] if d.get("task") != f]
+                gold = gold_labels(rec)
         original = {f: set(schema.get(f) or []) for f in FIELDS}  # negatives never re-add a dropped label
 
         # 1. drop non-gold labels (never a gold one; a field is never emptied: that would turn the record into a
