@@ -17,11 +17,13 @@ Bounded: ``--requests`` per level and ``--level-seconds`` per level (no new requ
 ``--fairness``: the issue-#24 test instead. One server (dynamic batching); one client sends a HUGE request (64 texts
 of 20,000 characters: CoNLL04 test sentences joined, within every default limit and the default work budget), and
 once it is running another client sends a one-sentence request every ``--short-every`` seconds until the huge one is
-answered. Reported: each short request's latency (goal: < 5 s), the huge request's time, its windows / passes
-(from ``/info``) and ``/health`` sampled every second (queue length and queue time).
+answered, or, with ``--short-count N``, N of them, after which the huge request's client disconnects (and the
+server must drop its remaining windows: ``/info`` ``cancelled_requests`` / ``dropped_windows``). Reported: each
+short request's latency (goal: < 5 s), the huge request's time, windows and passes (from ``/info``), and
+``/health`` sampled every second (queue length and queue time).
 
     python bench/serve_load.py --model runs/demo/model --fairness --out runs/bench/serve_fairness.json --threads 1 \
-        --instruction ""
+        --instruction "" --short-count 20
 """
 
 from __future__ import annotations
@@ -201,7 +203,7 @@ async def run_fairness(url: str, records: list[dict], a: argparse.Namespace) -> 
 
         sampler = asyncio.create_task(sample())
         i = 0
-        while not huge.done():
+        while not huge.done() and not (a.short_count and i >= a.short_count):
             rec = short_records[i % len(short_records)]
             i += 1
             ts = time.perf_counter()
@@ -209,14 +211,32 @@ async def run_fairness(url: str, records: list[dict], a: argparse.Namespace) -> 
             shorts.append({"t_s": round(ts - t0, 2), "latency_s": round(time.perf_counter() - ts, 3),
                            "status": r.status_code, "huge_still_running": not huge.done()})
             await asyncio.sleep(max(0.0, a.short_every - (time.perf_counter() - ts)))
-        resp = await huge
+        cancelled = None
+        if huge.done():
+            resp = await huge
+            status: int | str = resp.status_code
+        else:  # --short-count reached: the huge request's client gives up (its connection closes)
+            huge.cancel()
+            status = "client disconnected"
+            t_cancel = time.perf_counter()
+            while True:
+                b = (await client.get("/info")).json()["batching"]
+                if b["cancelled_requests"] > before["cancelled_requests"] or time.perf_counter() - t_cancel > 120:
+                    break
+                await asyncio.sleep(0.2)
+            h = (await client.get("/health")).json()
+            cancelled = {"dropped_after_s": round(time.perf_counter() - t_cancel, 2),
+                         "cancelled_requests": b["cancelled_requests"] - before["cancelled_requests"],
+                         "dropped_windows": b["dropped_windows"] - before["dropped_windows"],
+                         "pending_after": h["pending"], "pending_windows_after": h["queue"]["pending_windows"]}
         huge_s = time.perf_counter() - t0
-        await sampler
+        await asyncio.gather(sampler, return_exceptions=True)
         after = (await client.get("/info")).json()["batching"]
     during = [x["latency_s"] for x in shorts if x["huge_still_running"] and x["status"] == 200]
     return {
         "huge": {"texts": len(texts), "chars_each": [min(map(len, texts)), max(map(len, texts))],
-                 "status": resp.status_code, "seconds": round(huge_s, 1), "running_after_s": round(t_running, 1),
+                 "status": status, "seconds": round(huge_s, 1), "running_after_s": round(t_running, 1),
+                 "cancelled": cancelled,
                  "windows": after["windows"] - before["windows"], "passes": after["batches"] - before["batches"],
                  "largest_pass": after["largest_batch"]},
         "short": {"sent": len(shorts), "answered_during_huge": len(during),
@@ -270,6 +290,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--huge-texts", type=int, default=64, help="--fairness: texts in the huge request")
     p.add_argument("--huge-chars", type=int, default=20_000, help="--fairness: characters per huge text (at most)")
     p.add_argument("--short-every", type=float, default=2.0, help="--fairness: seconds between short requests")
+    p.add_argument("--short-count", type=int, default=0,
+                   help="--fairness: stop after this many short requests and disconnect the huge one (0: wait for it)")
     a = p.parse_args(argv)
     if a.fairness:
         return fairness_main(a)
