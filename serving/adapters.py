@@ -28,6 +28,7 @@ from typing import Any
 from peft import PeftModel
 from torch import nn
 
+from modeling_ldnet.pipeline_ldnet import UniversalIEPipeline
 from trainers.adapters import (
     ADAPTER_CONFIG_KEYS,
     AdapterError,
@@ -161,9 +162,55 @@ class AdapterRegistry:
             yield model, self._processors[name]
 
 
+    @contextlib.contextmanager
+    def _base_active(self) -> Iterator[nn.Module]:
+        """The base alone (adapters off) for the block: the shared ``PeftModel`` under ``disable_adapter`` in
+        ``"switch"`` mode, the untouched base in ``"merged"`` mode."""
+        if self.mode == "merged" or self._peft is None:
+            yield self.base
+            return
+        with self._lock, self._peft.disable_adapter():
+            for key in ADAPTER_CONFIG_KEYS:
+                setattr(base_ldnet(self._peft).config, key, getattr(self._base_config, key, None))
+            yield self._peft
+
+    def pipeline(self, name: str | None, device: str | None = None) -> UniversalIEPipeline:
+        """A ``universal-ie`` pipeline of adapter ``name`` (``None``: the base alone) over the shared model: its
+        ``preprocess`` / ``forward`` / ``postprocess`` run with that adapter active, so the server's batcher can
+        batch the requests of one adapter (one batcher per pipeline)."""
+        if name is not None:
+            self._check(name)
+        active = (lambda: self.use(name)) if name is not None else self._base_active
+        with active() as entered:
+            model, processor = entered if name is not None else (entered, self.base_processor)
+            return AdapterPipeline(model=model, processor=copy.deepcopy(processor), device=device or self.device,
+                                   activate=active)
+
+
+class AdapterPipeline(UniversalIEPipeline):
+    """``UniversalIEPipeline`` whose steps run inside ``activate()`` (the registry's ``use(name)``): the shared
+    model holds the right adapter, config values included, for every step (the lock makes that exclusive)."""
+
+    def __init__(self, *args: Any, activate: Any, **kwargs: Any) -> None:
+        self._activate = activate
+        super().__init__(*args, **kwargs)
+
+    def preprocess(self, *args: Any, **kwargs: Any) -> Any:
+        with self._activate():
+            return super().preprocess(*args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        with self._activate():
+            return super().forward(*args, **kwargs)
+
+    def postprocess(self, *args: Any, **kwargs: Any) -> Any:
+        with self._activate():
+            return super().postprocess(*args, **kwargs)
+
+
 def adapter_folder_bytes(path: str | os.PathLike) -> int:
     """Bytes of all files in a folder (an adapter folder or a full model folder)."""
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-__all__ = ["MODES", "AdapterRegistry", "UnknownAdapterError", "adapter_folder_bytes", "parse_adapter_flags"]
+__all__ = ["MODES", "AdapterPipeline", "AdapterRegistry", "UnknownAdapterError", "adapter_folder_bytes", "parse_adapter_flags"]

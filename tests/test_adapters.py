@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -304,3 +305,45 @@ def test_registry_switches_adapters_on_one_base(work, tmp_path):
         with merged.use(name) as (model, _):
             assert not isinstance(model, PeftModel)
             assert torch.allclose(logits(model, work["enc"]), refs[name], rtol=1e-4, atol=5e-3)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# bench/adapters.py forgetting: the command runs end to end (tiny base, one step per mode)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_bench_forgetting_command_writes_lora_json(work, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(T.REPO / "bench"))
+    spec = importlib.util.spec_from_file_location("bench_adapters", T.REPO / "bench" / "adapters.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data = tmp_path / "task"  # the tiny task stands in for both CoNLL04 and the base's other task
+    T.write_jsonl(data / "train.jsonl", T.equal_length_records(work["proc"], 4, seed=41))
+    T.write_jsonl(data / "test.jsonl", T.make_records(3, seed=42, split="test"))
+    out = tmp_path / "out"
+    bench.main(["forgetting", "--base", str(work["base"]), "--task", str(data), "--other", str(data), "--modes",
+                "full", "lora", "--seeds", "1", "--max_steps", "1", "--batch_size", "4", "--out", str(out)])
+    goals = json.loads((out / "lora.json").read_text())
+    assert set(goals) == {"lora_rel_f1", "full_rel_f1", "adapter_bytes", "model_bytes", "retention_lora",
+                          "retention_full"}
+    result = json.loads((out / "adapters_forgetting.json").read_text())
+    assert goals == result["goals"] and [(r["mode"], r["seed"]) for r in result["runs"]] == [("full", 1), ("lora", 1)]
+    assert 0 < goals["adapter_bytes"] < goals["model_bytes"]
+    assert (out / "runs" / "lora-s1" / "adapter_config.json").is_file()
+    assert (out / "runs" / "full-s1" / "model.safetensors").is_file()
+
+
+def test_registry_pipelines_run_their_own_adapter_or_the_base(work):
+    reg = AdapterRegistry(work["base"], {"a": work["a"], "b": work["b"]})
+    text, schema = "Alice Smith lives in Paris .", {"ent": ["person", "location"]}
+    expected = {}
+    for name, folder in (("a", work["a"]), ("b", work["b"]), (None, None)):
+        model = load_adapter_model(folder)[0] if folder else load_adapter_base(work["base"])[0]
+        expected[name] = pipeline("universal-ie", model=model, processor=work["proc"], device="cpu")(
+            text, schema=schema, threshold=1e-3)
+    pipes = {name: reg.pipeline(name) for name in ("a", None, "b")}
+    for name in ("b", None, "a", None):  # interleaved: each call activates its own adapter (or none)
+        assert pipes[name](text, schema=schema, threshold=1e-3) == expected[name], name
+    assert expected["a"] != expected["b"] != expected[None]
+    with pytest.raises(UnknownAdapterError, match="unknown adapter 'zz'"):
+        reg.pipeline("zz")
