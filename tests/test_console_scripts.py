@@ -146,17 +146,18 @@ def console_scripts() -> dict[str, str]:
 
 
 def test_help_of_every_console_script_exits_zero_with_its_flags_and_is_cached(tmp_path):
-    assert set(console_scripts()) == set(HELP_FLAGS), "a console script without a --help check"
+    names = sorted(console_scripts())  # every script of setup.cfg; HELP_FLAGS names the flags of ours
+    assert set(HELP_FLAGS) <= set(names)
     env = dict(ENV, LDNET_CACHE_DIR=str(tmp_path / "cache"), COLUMNS="100")
     pages: dict[str, list[str]] = {}
     for round_ in range(2):  # the second round is served from the cache: the same page
         procs = {name: subprocess.Popen([script(name), "--help"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True) for name in HELP_FLAGS}
+                                        stderr=subprocess.PIPE, text=True) for name in names}
         for name, proc in procs.items():
             out, err = proc.communicate(timeout=300)
             assert proc.returncode == 0, (name, err[-2000:])
             assert out.startswith(f"usage: {name} "), (name, out[:200])
-            missing = [flag for flag in HELP_FLAGS[name] if flag not in out]
+            missing = [flag for flag in HELP_FLAGS.get(name, ()) if flag not in out]
             assert missing == [], (name, missing)
             pages.setdefault(name, []).append(out)
     for name, (first, second) in pages.items():
