@@ -346,6 +346,17 @@ def test_label_descriptions_pass_through(ie):
     assert isinstance(r.json()["warnings"], list)
 
 
+def test_pipeline_warnings_reach_the_response(ie, monkeypatch):
+    monkeypatch.setattr(ie.model.config, "trained_labels", {"ent": ["person", "organization"]}, raising=False)
+    with TestClient(create_app(ie, ServerSettings(max_wait_ms=0))) as client:
+        r = client.post("/extract", json={"text": TEXTS[0], "schema": {"ent": ["person", "location"]}})
+        seen = client.post("/extract", json={"text": TEXTS[0], "schema": {"ent": ["person"]}})
+    assert r.status_code == 200 and seen.status_code == 200
+    assert r.json()["warnings"] == ["labels the model never saw in training (expect weaker answers): "
+                                    "ent: ['location']"]
+    assert seen.json()["warnings"] == []
+
+
 def test_docs_served_offline(ie):
     with TestClient(create_app(ie)) as client:
         page = client.get("/docs").text
