@@ -9,7 +9,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv test test-full demo app serve lint bench clean
+.PHONY: venv test test-full demo generalist app serve lint bench clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,18 @@ test-full: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+
+# the generalist (docs/pretraining.md#the-generalist): pre-training on examples/recipes/generalist.json for
+# GENERALIST_MINUTES of one CPU core (resumable: run it again to continue), then its zero-shot table
+GENERALIST_MINUTES ?= 75
+generalist: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/ldnet-pretrain --model_name_or_path "$$($(BIN)/python -c 'from processing.paths import minilm_path; print(minilm_path())')" \
+		--recipe examples/recipes/generalist.json --output_dir runs/generalist --cache_dir runs/cache/generalist \
+		--max_minutes $(GENERALIST_MINUTES) --max_length 256 --per_device_train_batch_size 8 \
+		--learning_rate 2e-4 --head_learning_rate 2e-3 --warmup_steps 0.05 --lr_scheduler_type linear --train_sampling_strategy group_by_length \
+		--logging_steps 50 --corpus_loss_steps 1000 --save_strategy steps --save_steps 1000 --save_total_limit 1 \
+		--resume_from_checkpoint auto --report_to none --use_cpu true --seed 1
+	$(BIN)/python bench/generalist.py zeroshot --model runs/generalist
 
 # the Gradio demo and the HTTP API on the model `make demo` saves (docs/serving.md)
 app: $(STAMP)

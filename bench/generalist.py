@@ -136,6 +136,7 @@ def zeroshot(args: argparse.Namespace) -> dict[str, Any]:
 def fewshot(args: argparse.Namespace) -> dict[str, Any]:
     """K-shot runs of ``ldnet-fewshot`` (sampling + ldnet-train + test) from both starts, same steps and seeds."""
     starts = {"generalist": args.generalist, "raw": args.raw or str(_common.minilm_path())}
+    starts = {k: v for k, v in starts.items() if args.only in (None, k)}
     metric = {"conll04": "test_rel_strict_f1", "wnut17": "test_ent_f1"}
     path = Path(args.out_dir) / f"fewshot{args.suffix}.json"
     out: dict[str, Any] = json.loads(path.read_text()) if path.is_file() and args.resume else {}
@@ -191,6 +192,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     f.add_argument("--head_lr", type=float, default=1e-3)
     f.add_argument("--work_dir", default=str(REPO / "runs" / "generalist-fewshot"))
     f.add_argument("--resume", action="store_true", help="keep cells already in fewshot.json")
+    f.add_argument("--only", choices=["generalist", "raw"], default=None,
+                   help="run one start only (e.g. the raw encoder while the generalist trains); cells merge on --resume")
     for p in (z, f):
         p.add_argument("--out_dir", default=str(OUT))
         p.add_argument("--suffix", default="", help="results file suffix, e.g. _smoke")

@@ -7,7 +7,7 @@ quantizes that export with onnxruntime's dynamic int8 quantization (int8 weights
 
     from serving.backends import load_pipeline
     ie = load_pipeline("runs/demo/model", backend="onnx-int8")
-    ie("Jerry Smith lives in New York .", schema={"ent": ["person", "location"]})
+    ie("Jerry Smith lives in New York .", schema={"ent": ["people", "location"]})
 
 Exports are cached next to the model (``<model>/onnx/``) or in ``onnx_dir``; a cached file older than the
 weights is exported again. Writing them logs one line (where, how many bytes); onnxruntime's own logging below

@@ -1,7 +1,7 @@
 """``ldnet-extract``: run ``pipeline("universal-ie")`` over a whole corpus, data-parallel and resumable.
 
     ldnet-extract --model runs/demo/model --input corpus.parquet --output out.parquet \\
-        --schema '{"ent": ["person", "location"], "rel": ["live in"]}'
+        --schema '{"ent": ["people", "location"], "rel": ["live in"]}'
     accelerate launch --num_processes 4 -m serving.extract --model ... --input ... --output ...   # one rank per GPU
 
 Input: jsonl, parquet, csv or a local ``datasets`` folder (``Dataset.save_to_disk``). Output: parquet or jsonl with

@@ -2,7 +2,7 @@
 
     ldnet-serve runs/demo/model --port 8000 [--backend torch|onnx|onnx-int8] [--max-wait-ms 5] [--api-key KEY]
     curl -s localhost:8000/extract -H 'content-type: application/json' \\
-         -d '{"text": "Jerry Smith lives in New York .", "schema": {"ent": ["person", "location"]}}'
+         -d '{"text": "Jerry Smith lives in New York .", "schema": {"ent": ["people", "location"]}}'
 
 Endpoints: ``POST /extract`` (one text, many texts or unified records + schema / instruction / threshold),
 ``GET /health`` (queue length and queue time), ``GET /info`` (the model card: schemas trained on, metrics,

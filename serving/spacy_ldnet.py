@@ -3,7 +3,7 @@
     import spacy
     nlp = spacy.blank("en")
     nlp.add_pipe("ldnet", config={"model": "runs/demo/model",
-                                  "schema": {"ent": ["person", "location"], "rel": ["live in"]},
+                                  "schema": {"ent": ["people", "location"], "rel": ["live in"]},
                                   "threshold": 0.5})
     doc = nlp("Jerry Smith lives in New York .")
     doc.ents, doc.spans["ldnet"], doc._.relations

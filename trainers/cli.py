@@ -67,7 +67,14 @@ if TYPE_CHECKING:  # also run by _import_training_stack() (console.import_deferr
     )
     from .schema_aug import SchemaAugConfig, SchemaAugmenter
     from .teacher import TeacherScoreStore, compute_teacher_scores
-    from .trainer import LDNetTrainer, LDNetTrainingArguments, default_metric_for, time_limit_callback, train_and_save
+    from .trainer import (
+        LDNetTrainer,
+        LDNetTrainingArguments,
+        default_metric_for,
+        time_limit_callback,
+        train_and_save,
+        training_labels,
+    )
 
 
 def _import_training_stack() -> None:
@@ -288,6 +295,8 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
         processing_class=processor,
         teacher_store=teacher_store,
         callbacks=callbacks,
+        # the labels the model learns (config.trained_labels): read off the records, also when the set is tokenized
+        trained_labels=training_labels(splits["train"]) if do_train else None,
     )
 
     results: dict[str, Any] = {}
