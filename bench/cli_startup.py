@@ -62,27 +62,38 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--before", type=Path, default=None, help="a checkout of the commit to compare with")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--slow_runs", type=int, default=None,
+                    help="runs of the slow variants (the --before tree, uncached --help pages); default: --runs")
+    ap.add_argument("--uncached", nargs="*", default=None,
+                    help="--help labels also measured without the page cache (default: all)")
     ap.add_argument("--only", nargs="*", default=None, help="labels of COMMANDS to run (default: all)")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench" / "results" / "cli_startup.json")
     a = ap.parse_args()
     labels = a.only or list(COMMANDS)
     with tempfile.TemporaryDirectory(prefix="ldnet-help-cache-") as cache:
-        variants: dict[str, tuple[Path, dict[str, str]]] = {"after": (REPO, {"LDNET_HELP_CACHE": "0"})}
-        if a.before is not None:
-            variants["before"] = (a.before.resolve(), {})
+        slow_runs = a.runs if a.slow_runs is None else a.slow_runs
         cached = (REPO, {"LDNET_CACHE_DIR": cache})
         times: dict[str, dict[str, list[tuple[float, float]]]] = {}
         for label in labels:
             args = COMMANDS[label]
-            todo = dict(variants)
-            if label.endswith("--help"):
-                todo["after, cached page"] = cached
-                run_once(*cached[:1], args, cached[1])  # fills the cache (not timed)
-            for r in range(a.runs):
+            helps = label.endswith("--help")
+            # name -> (tree, env, runs)
+            todo: dict[str, tuple[Path, dict[str, str], int]] = {}
+            if helps:
+                todo["after, cached page"] = (*cached, a.runs)
+                run_once(cached[0], args, cached[1])  # fills the cache (not timed)
+                if a.uncached is None or label in a.uncached:
+                    todo["after, no cache"] = (REPO, {"LDNET_HELP_CACHE": "0"}, slow_runs)
+            else:
+                todo["after"] = (REPO, {}, a.runs)
+            if a.before is not None:
+                todo["before"] = (a.before.resolve(), {}, slow_runs)
+            for r in range(max(n for *_, n in todo.values())):
                 order = list(todo) if r % 2 == 0 else list(reversed(todo))
                 for name in order:
-                    tree, env = todo[name]
-                    times.setdefault(label, {}).setdefault(name, []).append(run_once(tree, args, env))
+                    tree, env, n = todo[name]
+                    if r < n:
+                        times.setdefault(label, {}).setdefault(name, []).append(run_once(tree, args, env))
             row = {n: statistics.median(w for w, _ in ts) for n, ts in times[label].items()}
             print(f"{label:28s} " + "  ".join(f"{n} {s:6.2f} s" for n, s in row.items()), flush=True)
             write(a, times)  # after every command: a long run that is stopped keeps what it measured
