@@ -373,6 +373,21 @@ def test_recipe_validation_and_shipped_recipes(corpora):
                 assert c["benchmark"] != "twitter2017"  # the zero-shot target stays out of every mix
     excluded = load_recipe(recipes[[p.stem for p in recipes].index("pretrain_excluded")])
     assert "conll04" not in {c.get("benchmark") for c in excluded["corpora"]}
+    # the generalist recipes keep every held-out target out (INDEX.md), and bc5cdr only in its own variant
+    held_out = {"wnut17", "ncbi_disease", "twitter2017", "conll04", "conll2002-es", "conll2002-nl"}
+    for stem in ("generalist", "generalist_bc5cdr"):
+        used = {c.get("benchmark") for c in load_recipe(recipes[[p.stem for p in recipes].index(stem)])["corpora"]}
+        assert not used & held_out, (stem, used & held_out)
+        assert ("bc5cdr" in used) == (stem == "generalist_bc5cdr")
+    # typos are errors that name the entry and list what exists
+    with pytest.raises(ValueError, match=r"corpus #0: unknown benchmark 'conll3'; did you mean \['conll03'"):
+        load_recipe({"corpora": [{"benchmark": "conll3"}]})
+    with pytest.raises(ValueError, match=r"registered: .*bionlp13cg.*python -m processing list"):
+        load_recipe({"corpora": [{"benchmark": "no-such-set"}]})
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['sampling_temperature'\]; a recipe takes"):
+        load_recipe({"corpora": [{"benchmark": "conll03"}], "sampling_temperature": 0.5})
+    with pytest.raises(ValueError, match=r"corpus #0: unknown key\(s\) \['wieght'\]"):
+        load_recipe({"corpora": [{"benchmark": "conll03", "wieght": 2}]})
 
 
 def test_mix_from_a_staged_benchmark(shared_data, tmp_path):

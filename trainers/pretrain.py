@@ -35,6 +35,7 @@ Pieces:
 
 from __future__ import annotations
 
+import difflib
 import glob as _glob
 import json
 import logging
@@ -113,6 +114,13 @@ def _expand(value: Any, subs: Mapping[str, str]) -> Any:
     return value
 
 
+#: the keys a recipe / one of its corpus entries may have (anything else is a typo and an error)
+RECIPE_KEYS = frozenset({"name", "description", "seed", "split", "max_records_per_corpus", "instruction_mode",
+                         "instruction_pools", "schema_augmentation", "sampling", "corpora", "exclude", "generalist"})
+CORPUS_KEYS = frozenset({"name", "benchmark", "path", "glob", "data_dir", "split", "max_records", "task", "pool",
+                         "options", "weight"})
+
+
 def load_recipe(path: str | Path | Mapping[str, Any], shared_data: str | None = None,
                 pretrain_data: str | None = None) -> dict[str, Any]:
     """Read and validate a recipe (JSON, or YAML with PyYAML); placeholders are expanded."""
@@ -135,8 +143,21 @@ def load_recipe(path: str | Path | Mapping[str, Any], shared_data: str | None = 
     recipe = _expand(raw, {"shared_data": str(sd), "pretrain_data": str(pd), "recipe_dir": str(recipe_dir)})
     if not isinstance(recipe.get("corpora"), list) or not recipe["corpora"]:
         raise ValueError("recipe: 'corpora' must be a non-empty list")
+    unknown = sorted(set(recipe) - RECIPE_KEYS)
+    if unknown:
+        raise ValueError(f"recipe: unknown key(s) {unknown}; a recipe takes {sorted(RECIPE_KEYS)}")
     names = set()
     for i, c in enumerate(recipe["corpora"]):
+        if not isinstance(c, Mapping):
+            raise ValueError(f"recipe corpus #{i}: expected an object, got {c!r}")
+        bad = sorted(set(c) - CORPUS_KEYS)
+        if bad:
+            raise ValueError(f"recipe corpus #{i}: unknown key(s) {bad}; a corpus entry takes {sorted(CORPUS_KEYS)}")
+        if c.get("benchmark") and c["benchmark"] not in BENCHMARKS:
+            close = difflib.get_close_matches(c["benchmark"], list(BENCHMARKS), n=3)
+            hint = f"; did you mean {close}?" if close else ""
+            raise ValueError(f"recipe corpus #{i}: unknown benchmark {c['benchmark']!r}{hint} "
+                             f"(registered: {', '.join(sorted(BENCHMARKS))}; python -m processing list)")
         kinds = [k for k in ("benchmark", "path", "glob") if c.get(k)]
         if len(kinds) != 1:
             raise ValueError(f"recipe corpus #{i}: give exactly one of 'benchmark', 'path', 'glob' (got {kinds})")
