@@ -273,6 +273,29 @@ def test_automodel_and_pipeline_load_an_adapter_folder(work):
     assert out["ent"] and out == expected
 
 
+def test_adapter_folder_loads_without_the_package(work, tmp_path):
+    """A fresh interpreter without this repository: the base folder's remote code + peft load the adapter."""
+    peft_model, _ = load_adapter_model(work["a"])
+    text, schema = "Alice Smith works for Acme Corp .", {"ent": ["person", "organization"]}
+    expected = pipeline("universal-ie", model=peft_model, processor=work["proc"], device="cpu")(
+        text, schema=schema, threshold=1e-3)
+    child = T.isolated_python(
+        f"""
+        import json
+        from transformers import AutoModel, pipeline
+        model = AutoModel.from_pretrained({str(work["a"])!r}, trust_remote_code=True)
+        ie = pipeline("universal-ie", model={str(work["a"])!r}, trust_remote_code=True, device="cpu")
+        out = ie({text!r}, schema=json.loads({json.dumps(schema)!r}), threshold=1e-3)
+        print(json.dumps({{"module": type(model).__module__, "lora": sum("lora_" in n for n, _ in
+                          model.named_parameters()), "out": out}}))
+        """,
+        tmp_path,
+    )
+    assert child["module"].startswith("transformers_modules.")
+    assert child["lora"] == sum("lora_" in n for n, _ in peft_model.named_parameters()) > 0
+    T.assert_same_answers(child["out"], expected)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # serving: several adapters on one base
 # ---------------------------------------------------------------------------------------------------------------
