@@ -210,7 +210,7 @@ def _is_punctuation(token: str) -> bool:
 def punctuation_core(span: tuple[int, int], text: str) -> tuple[int, int]:
     """``span`` without the whitespace-separated tokens of punctuation only at its edges (``"Boston ."`` ->
     ``"Boston"``, ``"( BoA )"`` -> ``"BoA"``). Punctuation attached to a word stays (``"Ethiopia."``, ``"U.S."``:
-    pre-tokenized gold such as CoNLL04's includes it; bench/RESULTS.md §12); a span of punctuation only is its own
+    pre-tokenized gold such as CoNLL04's includes it; bench/RESULTS.md §14); a span of punctuation only is its own
     core."""
     s, e = span
     tokens = [(s + m.start(), s + m.end()) for m in re.finditer(r"\S+", text[s:e])]

@@ -105,7 +105,7 @@ class LDNetConfig(PretrainedConfig):
             with punctuation variants of one answer (``Boston`` and ``Boston .``, same type; whitespace-separated
             punctuation tokens at the edges only): ``"suppress"`` keeps the one without the punctuation,
             ``"merge"`` the best-scored, ``None`` keeps both (the paper's decoder; the processor's own default,
-            which round trips gold). Measured on CoNLL04 / CoNLL03 dev in bench/RESULTS.md §12.
+            which round trips gold). Measured on CoNLL04 / CoNLL03 dev in bench/RESULTS.md §14.
         special_tokens (`dict[str, str]`): tag tokens (keys as in ``DEFAULT_SPECIAL_TOKENS``).
         max_seq_length (`int`, defaults to 512): longest input sequence in tokens, ``[CLS]`` and ``[SEP]`` included
             (SPEC `max_seq_len`; not `max_length`, which transformers 5 reserves for generation).

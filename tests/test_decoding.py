@@ -495,7 +495,7 @@ def test_span_hygiene_suppress_drops_the_extension():
 
 
 def test_attached_punctuation_is_no_variant():
-    """The dev measurement (bench/RESULTS.md §12): CoNLL04 gold holds "Ethiopia." and "Neil Estes." as tokens; the
+    """The dev measurement (bench/RESULTS.md §14): CoNLL04 gold holds "Ethiopia." and "Neil Estes." as tokens; the
     model also predicts "Ethiopia" (a word piece). Both stay, in either mode."""
     text = "He was in Addis Ababa , Ethiopia."
     units = {("ent", "location", (24, 32)): 0.9, ("ent", "location", (24, 33)): 0.6}
