@@ -135,7 +135,8 @@ class AdapterRegistry:
             "failed": dict(self.failed),
         }
 
-    def _check(self, name: str) -> None:
+    def check(self, name: str) -> None:
+        """An :class:`UnknownAdapterError` naming ``name`` unless it is served."""
         if name in self._models:
             return
         if name in self.failed:
@@ -146,7 +147,7 @@ class AdapterRegistry:
     def use(self, name: str) -> Iterator[tuple[nn.Module, Any]]:
         """``with registry.use(name) as (model, processor):`` -- the adapter active for the block. In ``"switch"``
         mode the block holds the registry's lock (one adapter at a time on the shared base)."""
-        self._check(name)
+        self.check(name)
         if self.mode == "merged":
             yield self._models[name], self._processors[name]
             return
@@ -179,7 +180,7 @@ class AdapterRegistry:
         ``preprocess`` / ``forward`` / ``postprocess`` run with that adapter active, so the server's batcher can
         batch the requests of one adapter (one batcher per pipeline)."""
         if name is not None:
-            self._check(name)
+            self.check(name)
         active = (lambda: self.use(name)) if name is not None else self._base_active
         with active() as entered:
             model, processor = entered if name is not None else (entered, self.base_processor)
