@@ -32,6 +32,7 @@ def _import_converters() -> None:
         casie,
         conll03,
         conll04,
+        conll2002,  # Spanish, Dutch (conll2002-es, conll2002-nl)
         crossner,
         glue,
         hyperred,
