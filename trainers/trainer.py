@@ -647,7 +647,10 @@ class LDNetTrainer(Trainer):
                 stats["span_graph_loss"] += float(out.span_graph_loss) * nf if out.span_graph_loss is not None else 0.0
                 stats["label_drop_loss"] += float(out.label_drop_loss) * nf if out.label_drop_loss is not None else 0.0
             stats["features"] += nf
-            answers = self.processor.post_process_extraction(out.logits.float(), enc, threshold=threshold)
+            # the model's own decode-time span hygiene, as the pipeline applies it: dev/test F1 = what users get
+            hygiene = getattr(getattr(model, "config", None), "decode_span_hygiene", None)
+            answers = self.processor.post_process_extraction(out.logits.float(), enc, threshold=threshold,
+                                                             span_hygiene=hygiene)
             stats["budget_exhausted"] += int(getattr(self.processor, "last_decode_budget_exhausted", 0) or 0)
             results.extend(zip(idx, answers))
         model.train(was_training)
