@@ -70,7 +70,7 @@ class Limits:
 class ServerSettings:
     limits: Limits = Limits()
     max_wait_ms: float = 5.0
-    max_batch_size: int = 32  # windows per forward pass
+    max_batch_size: int = 8  # windows per forward pass (CPU: small passes keep short requests fast, RESULTS §12)
     batching: bool = True
     api_key: str | None = None
 

@@ -127,6 +127,9 @@ class LDNetComponent:
         self.overwrite_ents = overwrite_ents
         self.ents_priority = ents_priority
         self.report: Counter = Counter()
+        #: labels of the schemas run so far that the model never saw in training (``{task: [labels]}``; the pipeline's
+        #: ``last_report.unseen_labels``, also logged as a warning once per batch); empty for a generalist model
+        self.unseen_labels: Dict[str, List[str]] = {}
 
     # -- running ------------------------------------------------------------------------------------------------
     def __call__(self, doc: Doc) -> Doc:
@@ -139,7 +142,14 @@ class LDNetComponent:
 
         for docs in minibatch(stream, size=self.batch_size):
             records = [self._record(doc, i) for i, doc in enumerate(docs)]
-            for doc, ans in zip(docs, run_records(self.ie, records, self.threshold)):
+            answers = run_records(self.ie, records, self.threshold)
+            unseen = getattr(getattr(self.ie, "last_report", None), "unseen_labels", None) or {}
+            for task, labels in unseen.items():
+                known = self.unseen_labels.setdefault(task, [])
+                known.extend(x for x in labels if x not in known)
+            if unseen:
+                self.report["docs_with_unseen_labels"] += len(docs)
+            for doc, ans in zip(docs, answers):
                 self.set_annotations(doc, ans)
                 yield doc
 

@@ -132,6 +132,16 @@ def test_extract_at_scale_schema_labels_us_a_location(ie):
     assert typed.count(("U.S.", "location")) >= 10 and typed.count(("U.S.", "people")) == 0
 
 
+def test_unseen_labels_are_reported_by_the_spacy_component(demo_model):
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("ldnet", config={"model": str(demo_model), "schema": {"ent": ["people", "city"]}})
+    nlp("John Smith lives in Boston .")
+    component = nlp.get_pipe("ldnet")
+    assert component.unseen_labels == {"ent": ["city"]} and component.report["docs_with_unseen_labels"] == 1
+
+
 def test_unseen_labels_are_reported(ie, caplog):
     with caplog.at_level("WARNING"):
         ie("John Smith works for Acme Corp in Boston .", schema={"ent": ["person", "city", "company"]})

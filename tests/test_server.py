@@ -376,7 +376,7 @@ def test_docs_served_offline(ie):
 def test_help_shows_defaults_and_loads_no_model_stack():
     text = build_parser().format_help().split("\noptions:", 1)[1]
     for flag, default in [("--max-text-chars", 20000), ("--max-texts", 64), ("--max-schema-labels", 200),
-                          ("--max-label-chars", 200), ("--max-request-cost", 4000000), ("--max-batch-size", 32),
+                          ("--max-label-chars", 200), ("--max-request-cost", 4000000), ("--max-batch-size", 8),
                           ("--max-wait-ms", 5.0)]:
         after = text.split(f"\n  {flag} ", 1)[1].split("\n  -", 1)[0]
         assert f"(default: {default})" in " ".join(after.split()), (flag, after)
