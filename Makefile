@@ -44,7 +44,8 @@ generalist: $(STAMP)
 		--learning_rate 2e-4 --head_learning_rate 2e-3 --warmup_steps 0.05 --lr_scheduler_type linear --train_sampling_strategy group_by_length \
 		--logging_steps 50 --corpus_loss_steps 1000 --save_strategy steps --save_steps 1000 --save_total_limit 1 \
 		--resume_from_checkpoint auto --report_to none --use_cpu true --seed 1
-	$(BIN)/python bench/generalist.py zeroshot --model runs/generalist
+	$(BIN)/python bench/generalist.py zeroshot --model runs/generalist --update_card
+	$(BIN)/python bench/generalist.py zeroshot --model runs/generalist --update_card --descriptions
 
 # the Gradio demo and the HTTP API on the model `make demo` saves (docs/serving.md)
 app: $(STAMP)

@@ -130,7 +130,26 @@ def zeroshot(args: argparse.Namespace) -> dict[str, Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}")
+    if args.update_card:
+        record_on_card(model_dir, results, args.descriptions)
     return out
+
+
+def record_on_card(model_dir: Path, results: dict[str, Any], descriptions: bool) -> None:
+    """The zero-shot table on the model's card (README.md + config ``model_card_info.metrics``), beside what the
+    training run recorded: one row per held-out set, P / R / F1 in 0-1."""
+    from transformers import AutoConfig
+
+    from modeling_ldnet.modelcard_ldnet import update_model_card
+
+    config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=True)
+    info = dict(getattr(config, "model_card_info", None) or {})
+    metrics = dict(info.get("metrics") or {})
+    how = "zero-shot, label descriptions" if descriptions else "zero-shot"
+    for key, row in results.items():
+        metrics[f"{key} test ({how})"] = {"ent_precision": row["p"], "ent_recall": row["r"], "ent_f1": row["f1"]}
+    update_model_card(model_dir, config, metrics=metrics)
+    print(f"recorded the zero-shot rows on {model_dir / 'README.md'}")
 
 
 def fewshot(args: argparse.Namespace) -> dict[str, Any]:
@@ -181,6 +200,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     z.add_argument("--max_samples", type=int, default=None)
     z.add_argument("--batch_size", type=int, default=16)
     z.add_argument("--threads", type=int, default=1)
+    z.add_argument("--update_card", action="store_true", help="write the table onto the model's card (README.md)")
     f = sub.add_parser("fewshot", help="K-shot fine-tuning from the generalist vs the raw encoder")
     f.add_argument("--generalist", required=True)
     f.add_argument("--raw", default=None, help="encoder folder (default: the packaged MiniLM)")

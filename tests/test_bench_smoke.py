@@ -227,3 +227,25 @@ def test_fast_start_merge_groups_by_effective_config(tmp_path):
     assert '"label_drop_mode": "log_odds"' in rows[0] and "| 1,2 | 60.0 ± 10.0 | 60.0 ± 10.0 |" in rows[0]
     # without a gate its settings are dropped from the key
     assert "label_drop_mode" not in rows[1] and "| 1 | 40.0 ± 0.0 |" in rows[1]
+
+
+def test_generalist_zeroshot_scoring_and_seen_types(tmp_path):
+    import json
+
+    import generalist
+
+    gold = [{"ent": [{"type": "person", "span": [0, 4]}, {"type": "disease", "span": [9, 14]}]}, {"ent": []}]
+    pred = [{"ent": [{"type": "person", "span": [0, 4]}, {"type": "disease", "span": [9, 13]}]},
+            {"ent": [{"type": "person", "span": [2, 5]}]}]
+    assert generalist.score_entities(gold, pred) == {"p": 0.3333, "r": 0.5, "f1": 0.4, "tp": 1, "pred": 3, "gold": 2}
+    assert generalist.score_entities(gold, pred, {"disease"})["f1"] == 0.0
+    assert generalist.score_entities(gold, pred, {"person"})["r"] == 1.0
+    # seen types: config.trained_labels first, else pretrain_info.json's label pool, else unknown
+    (tmp_path / "config.json").write_text(json.dumps({"trained_labels": {"ent": ["person"], "rel": ["work for"]}}))
+    assert generalist.trained_labels(tmp_path) == {"person", "work for"}
+    (tmp_path / "config.json").write_text("{}")
+    assert generalist.trained_labels(tmp_path) is None
+    (tmp_path / "pretrain_info.json").write_text(json.dumps({"label_pool": {"lists": {"ner": {"ent": ["gene"]}}}}))
+    assert generalist.trained_labels(tmp_path) == {"gene"}
+    assert set(generalist.DESCRIPTIONS) >= {"person", "location", "corporation", "product", "creative work", "group",
+                                            "disease", "organization", "miscellaneous"}
