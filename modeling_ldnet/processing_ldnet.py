@@ -108,7 +108,8 @@ class LDNetProcessor(ProcessorMixin):
         if tokenizer is None:
             raise ValueError("LDNetProcessor needs a tokenizer")
         if not getattr(tokenizer, "is_fast", False):
-            raise ValueError("LDNetProcessor needs a fast tokenizer (character offsets)")
+            raise ValueError(f"LDNetProcessor needs a fast tokenizer (character offsets); got {type(tokenizer).__name__}"
+                             f" ({getattr(tokenizer, 'name_or_path', '') or 'no path'}), which has no offset mapping")
         # [CLS] + one label tag + the text tag + one text token + [SEP]
         self.max_length = check_int(max_length, "max_length", 5)
         self.overflow = check_overflow(overflow)
@@ -150,7 +151,13 @@ class LDNetProcessor(ProcessorMixin):
         with _TOKENIZER_LOCK:
             enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True,
                                  verbose=False)  # windowed below: the too-long warning would be wrong
-        return enc["input_ids"], [tuple(o) for o in enc["offset_mapping"]]
+        # SentencePiece tokenizers (DeBERTa-v2/v3) give "▁German" the offsets of " German": start after the space
+        offsets = []
+        for s, e in enc["offset_mapping"]:
+            while s < e and text[s].isspace():
+                s += 1
+            offsets.append((s, e))
+        return enc["input_ids"], offsets
 
     # -- encoding ------------------------------------------------------------------------------------------
     def _description_ids(self, rec: dict) -> dict[tuple[str, str], tuple[list[int], bool]]:

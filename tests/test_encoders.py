@@ -289,3 +289,96 @@ def test_e5_ldnet_trains_and_serves_with_windows_onnx_and_int8(e5_enpt, e5_proc,
         else:  # int8 weights: close to the fp32 logits, not equal
             assert torch.corrcoef(torch.stack([logits.flatten(), ref.flatten()]))[0, 1] > 0.98
             assert not torch.equal(logits, ref)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# DeBERTa-v2 / v3 (the paper's encoder family): tiny configs over a SentencePiece model trained here, no Hub
+# ---------------------------------------------------------------------------------------------------------------
+
+DEBERTA = {
+    # v3 layout (microsoft/deberta-v3-*): relative attention, shared keys, log buckets, no absolute positions
+    "v3": dict(relative_attention=True, position_buckets=256, norm_rel_ebd="layer_norm", share_att_key=True,
+               pos_att_type=["p2c", "c2p"], position_biased_input=False, max_relative_positions=-1),
+    # v2 layout (microsoft/deberta-v2-*): relative attention + conv layer, separate position keys
+    "v2": dict(relative_attention=True, pos_att_type=["p2c", "c2p"], position_biased_input=False,
+               conv_kernel_size=3, conv_act="gelu", max_relative_positions=-1),
+}
+
+
+@pytest.fixture(scope="session")
+def spm_folder(tmp_path_factory, shared_data) -> Path:
+    """A 500-piece SentencePiece unigram model (DeBERTa-v3's special-piece layout) trained on 400 cased CoNLL03
+    training sentences from the staged data, as a DeBERTa-v2 tokenizer folder."""
+    spm = pytest.importorskip("sentencepiece", reason="sentencepiece (dev extra) trains the tiny tokenizer")
+    from processing.conll03 import iter_blocks
+
+    sentences = []
+    for block in iter_blocks(shared_data / "conll03" / "eng.train", sep=" ", ncols=4):
+        sentences.append(" ".join(cols[0] for _, cols in block))
+        if len(sentences) == 400:
+            break
+    folder = tmp_path_factory.mktemp("spm")
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences), model_prefix=str(folder / "spm"), vocab_size=500, model_type="unigram",
+        character_coverage=1.0, pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]", bos_piece="[CLS]",
+        eos_piece="[SEP]", unk_piece="[UNK]", user_defined_symbols=["[MASK]"], minloglevel=2,
+    )
+    return folder
+
+
+@pytest.mark.parametrize("version", sorted(DEBERTA))
+def test_deberta_tiny_end_to_end(version, spm_folder, tmp_path):
+    from transformers import AutoTokenizer, DebertaV2Config, DebertaV2Model, DebertaV2Tokenizer
+
+    from modeling_ldnet import LDNetModel, LDNetProcessor
+    from modeling_ldnet.roundtrip import roundtrip
+
+    tok = DebertaV2Tokenizer.from_pretrained(spm_folder)
+    assert tok.is_fast and len(tok) == 500 and (tok.cls_token_id, tok.sep_token_id) == (1, 2)
+    torch.manual_seed(0)
+    cfg = DebertaV2Config(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                          intermediate_size=64, max_position_embeddings=128, type_vocab_size=0,
+                          pad_token_id=0, **DEBERTA[version])
+    enc_dir = tmp_path / f"deberta-{version}"
+    DebertaV2Model(cfg).save_pretrained(enc_dir)
+    tok.save_pretrained(enc_dir)
+    proc = LDNetProcessor(tokenizer=AutoTokenizer.from_pretrained(enc_dir), max_length=96, window_stride=8)
+    model = LDNetModel.from_encoder(str(enc_dir), tokenizer=proc.tokenizer)
+    assert type(model.plm).__name__ == "DebertaV2Model" and model.config.encoder_config.model_type == "deberta-v2"
+    # DeBERTa's offsets cover the space before a word (" German"); answers must still be the exact characters
+    records = [
+        rec("d0", "EU rejects German call to boycott British lamb .", [("EU", "organization"), ("German", "location")]),
+        rec("d1", "Peter Blackburn lives in Brussels .", [("Peter Blackburn", "person"), ("Brussels", "location")],
+            [("Peter Blackburn", "live in", "Brussels")]),
+    ]
+    rep = roundtrip(proc, records)
+    assert (rep.items, rep.exact, rep.extra) == (5, 5, 0), (rep, rep.examples)
+    enc = proc(records, return_tensors="pt")
+    batch = {k: enc[k] for k in ("input_ids", "attention_mask", "span_graph_links", "label_drop_targets")}
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss = model(**batch).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+    model.eval()
+    with torch.no_grad():
+        logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+    for r, ans in zip(records, proc.post_process_extraction(logits, enc)):
+        for x in ans.get("ent", []):
+            assert r["text"][x["span"][0] : x["span"][1]] == x["text"]
+
+
+def test_tokenizer_without_offsets_is_refused_naming_it(spm_folder):
+    """A SentencePiece tokenizer of the Python backend (no offset mapping) cannot place answers on the text."""
+    from transformers import BertGenerationTokenizer
+
+    from modeling_ldnet import LDNetProcessor
+
+    slow = BertGenerationTokenizer(vocab_file=str(spm_folder / "spm.model"))
+    assert not slow.is_fast
+    with pytest.raises(ValueError, match=r"fast tokenizer.*BertGenerationTokenizer"):
+        LDNetProcessor(tokenizer=slow)
