@@ -159,6 +159,7 @@ class ExtractRequest(BaseModel):
     bg: str | None = Field(None, description="background / second segment for `text` / `texts`")
     threshold: float | None = Field(None, gt=0.0, lt=1.0, description="decoding threshold (default: the model's)")
     return_scores: StrictBool = True
+    adapter: str | None = Field(None, description="a LoRA adapter served with --adapter NAME=PATH (default: the base)")
 
     @model_validator(mode="after")
     def _one_input(self) -> ExtractRequest:
@@ -198,6 +199,7 @@ class InfoResponse(BaseModel):
     config: dict[str, Any]
     limits: dict[str, Any]
     batching: dict[str, Any]
+    adapters: dict[str, Any] | None = Field(None, description="--adapter: the base, adapters loaded, failed ones")
 
 
 class ErrorResponse(BaseModel):
@@ -381,8 +383,18 @@ def reserved_labels(pipe: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*RESERVED_LABELS, *tags, *(s for s in specials if s.startswith("["))]))
 
 
-def create_app(pipe: Any, settings: ServerSettings | None = None) -> FastAPI:
-    """A FastAPI app serving ``pipe`` (a ``pipeline("universal-ie")``, any backend) with dynamic batching."""
+def _adapter_error(adapters: Any, name: str) -> str:
+    """The registry's message for an adapter it does not serve (unknown, or failed to load)."""
+    try:
+        adapters.check(name)
+    except KeyError as exc:
+        return str(exc)
+    return f"adapter {name!r} is not served"
+
+
+def create_app(pipe: Any, settings: ServerSettings | None = None, adapters: Any = None) -> FastAPI:
+    """A FastAPI app serving ``pipe`` (a ``pipeline("universal-ie")``, any backend) with dynamic batching;
+    ``adapters``: a ``serving.adapters.AdapterRegistry`` on the same base (requests name one in ``adapter``)."""
     from .batching import BatcherClosed, DynamicBatcher  # torch: loaded with the pipeline, after --help
 
     settings = settings or ServerSettings()
@@ -391,6 +403,10 @@ def create_app(pipe: Any, settings: ServerSettings | None = None) -> FastAPI:
     batcher = DynamicBatcher(
         pipe, max_wait_ms=settings.max_wait_ms, max_batch_size=settings.max_batch_size, batching=settings.batching
     )
+    # one batcher per adapter: requests batch within their adapter, the registry's lock switches the one base
+    adapter_batchers = {n: DynamicBatcher(adapters.pipeline(n), max_wait_ms=settings.max_wait_ms,
+                                          max_batch_size=settings.max_batch_size, batching=settings.batching)
+                        for n in (adapters.names if adapters is not None else [])}
     name, card, config_rows = model_info(pipe)
     reserved = reserved_labels(pipe)
 
@@ -399,6 +415,8 @@ def create_app(pipe: Any, settings: ServerSettings | None = None) -> FastAPI:
         yield
         # uvicorn has finished the requests in flight; drain anything still queued, then stop the worker
         await asyncio.to_thread(batcher.close)
+        for extra in adapter_batchers.values():
+            await asyncio.to_thread(extra.close)
 
     # /docs and /redoc with Swagger UI / ReDoc assets from the fastapi-offline package (no CDN: works offline)
     app = FastAPIOffline(
@@ -445,12 +463,19 @@ def create_app(pipe: Any, settings: ServerSettings | None = None) -> FastAPI:
     async def extract(req: ExtractRequest, request: Request) -> ExtractResponse | Response:
         """Extract structures from one text, many texts or unified records (one answer per input)."""
         records = to_records(req, limits, reserved)
+        target = batcher
+        if req.adapter is not None:
+            if req.adapter not in adapter_batchers:
+                detail = (f"unknown adapter {req.adapter!r} (this server has no --adapter)" if adapters is None
+                          else _adapter_error(adapters, req.adapter))
+                raise _invalid(["adapter"], detail)
+            target = adapter_batchers[req.adapter]
         options: dict[str, Any] = {"return_scores": req.return_scores}
         if req.threshold is not None:
             options["threshold"] = req.threshold
         try:
             # tokenization and windows off the event loop (a 64 x 20,000-character request takes a while)
-            encoded = await asyncio.to_thread(batcher.encode, records, **options)
+            encoded = await asyncio.to_thread(target.encode, records, **options)
         except (ValueError, TypeError) as exc:  # the pipeline's input errors (RecordError) name record and field
             raise _invalid([], str(exc)) from exc
         if encoded.cost > limits.max_request_cost:
@@ -459,7 +484,7 @@ def create_app(pipe: Any, settings: ServerSettings | None = None) -> FastAPI:
                              f"{limits.max_request_cost:,} (--max-request-cost); send fewer or shorter texts or "
                              "fewer labels")
         try:
-            future = batcher.enqueue(encoded)
+            future = target.enqueue(encoded)
         except BatcherClosed as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from exc
         try:
@@ -488,6 +513,7 @@ def create_app(pipe: Any, settings: ServerSettings | None = None) -> FastAPI:
             limits=asdict(limits),
             batching={"enabled": settings.batching, "max_wait_ms": settings.max_wait_ms,
                       "max_batch_size": settings.max_batch_size, **asdict(batcher.stats)},
+            adapters=adapters.info() if adapters is not None else None,
         )
 
     @app.exception_handler(BatcherClosed)
@@ -528,6 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "records (413 naming the cost beyond)")
     p.add_argument("--api-key", default=None, help=f"require this {API_KEY_HEADER} header (or set ${API_KEY_ENV})")
     p.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds to finish in-flight requests")
+    p.add_argument("--adapter", action="append", default=None, metavar="NAME=PATH",
+                   help="also serve a LoRA adapter folder (ldnet-train --lora) of MODEL under NAME (repeatable; "
+                        "requests pick it with \"adapter\"; --backend torch)")
     p.add_argument("--trust-remote-code", action="store_true", help="run the model folder's own code")
     p.add_argument("--log-level", default="info", help="uvicorn's and this server's log level")
     return p
@@ -550,9 +579,22 @@ def main(argv: list[str] | None = None) -> None:
     from .backends import load_pipeline
 
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    pipe = load_pipeline(a.model, a.backend, threads=a.threads, onnx_dir=a.onnx_dir,
-                         trust_remote_code=a.trust_remote_code, window_stride=a.window_stride,
-                         verbose_onnxruntime=a.verbose_onnxruntime)
+    adapters = None
+    if a.adapter:  # the base loaded once, the adapters on it (serving/adapters.py)
+        import torch
+
+        from .adapters import AdapterRegistry, parse_adapter_flags
+
+        if a.backend != "torch":
+            build_parser().error("--adapter needs --backend torch (or serve a merged folder: ldnet-merge-adapter)")
+        if a.threads:
+            torch.set_num_threads(a.threads)
+        adapters = AdapterRegistry(a.model, parse_adapter_flags(a.adapter))
+        pipe = adapters.pipeline(None)
+    else:
+        pipe = load_pipeline(a.model, a.backend, threads=a.threads, onnx_dir=a.onnx_dir,
+                             trust_remote_code=a.trust_remote_code, window_stride=a.window_stride,
+                             verbose_onnxruntime=a.verbose_onnxruntime)
     settings = ServerSettings(
         limits=Limits(max_text_chars=a.max_text_chars, max_texts=a.max_texts, max_schema_labels=a.max_schema_labels,
                       max_label_chars=a.max_label_chars, max_request_cost=a.max_request_cost),
@@ -561,7 +603,7 @@ def main(argv: list[str] | None = None) -> None:
         batching=not a.no_batching,
         api_key=a.api_key or os.environ.get(API_KEY_ENV) or None,
     )
-    app = create_app(pipe, settings)
+    app = create_app(pipe, settings, adapters=adapters)
     # uvicorn handles SIGINT / SIGTERM: stop accepting, finish in-flight requests, then run the lifespan shutdown
     uvicorn.run(app, host=a.host, port=a.port, log_level=a.log_level, timeout_graceful_shutdown=a.graceful_timeout)
 

@@ -13,7 +13,7 @@ from peft import PeftModel
 from transformers import AutoModel, BertConfig, DebertaV2Config, XLMRobertaConfig, pipeline
 
 from modeling_ldnet import LDNetConfig, LDNetModel
-from serving.adapters import AdapterRegistry, UnknownAdapterError
+from serving.adapters import AdapterRegistry, UnknownAdapterError, parse_adapter_flags
 from trainers.adapters import (
     ADAPTER_INFO_FILE,
     AdapterArguments,
@@ -370,3 +370,39 @@ def test_registry_pipelines_run_their_own_adapter_or_the_base(work):
     assert expected["a"] != expected["b"] != expected[None]
     with pytest.raises(UnknownAdapterError, match="unknown adapter 'zz'"):
         reg.pipeline("zz")
+
+
+def test_server_serves_adapters_by_request_field(work, tmp_path):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from serving.server import ServerSettings, build_parser, create_app
+
+    broken = Path(shutil.copytree(work["b"], tmp_path / "broken"))
+    (broken / "adapter_config.json").write_text("{")
+    reg = AdapterRegistry(work["base"], {"a": work["a"], "b": work["b"], "broken": broken})
+    text, schema = "Alice Smith lives in Paris .", {"ent": ["person", "location"]}
+    expected = {name: reg.pipeline(name)(text, schema=schema, threshold=1e-3) for name in ("a", "b", None)}
+    with TestClient(create_app(reg.pipeline(None), ServerSettings(max_wait_ms=1), adapters=reg)) as client:
+        for name in ("a", None, "b"):
+            body = {"text": text, "schema": schema, "threshold": 1e-3, **({"adapter": name} if name else {})}
+            res = client.post("/extract", json=body)
+            assert res.status_code == 200, res.text
+            assert res.json()["results"] == [expected[name]], name
+        res = client.post("/extract", json={"text": text, "schema": schema, "adapter": "zz"})
+        assert res.status_code == 422 and "unknown adapter 'zz' (loaded: a, b)" in res.text
+        res = client.post("/extract", json={"text": text, "schema": schema, "adapter": "broken"})
+        assert res.status_code == 422 and "adapter 'broken' failed to load" in res.text
+        info = client.get("/info").json()["adapters"]
+        assert sorted(info["adapters"]) == ["a", "b"] and list(info["failed"]) == ["broken"]
+    args = build_parser().parse_args([str(work["base"]), "--adapter", f"a={work['a']}", "--adapter", "b=x"])
+    assert args.adapter == [f"a={work['a']}", "b=x"]
+
+
+def test_parse_adapter_flags():
+    assert parse_adapter_flags(["news=runs/a", " bio = runs/b "]) == {"news": "runs/a", "bio": "runs/b"}
+    with pytest.raises(ValueError, match="expected name=path, got 'runs/a'"):
+        parse_adapter_flags(["runs/a"])
+    with pytest.raises(ValueError, match="name 'news' given twice"):
+        parse_adapter_flags(["news=a", "news=b"])
