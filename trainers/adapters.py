@@ -39,11 +39,11 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-from modeling_ldnet import LDNetModel, LDNetProcessor
+from modeling_ldnet import LDNetModel
 from modeling_ldnet.modelcard_ldnet import CARD_INFO_ATTR, portable_model_id
 
 from .console import console_entry
-from .loading import is_ldnet_checkpoint, load_model_and_processor
+from .loading import is_ldnet_checkpoint, load_model_and_processor, load_processor
 
 logger = logging.getLogger("ldnet.train")
 
@@ -449,7 +449,7 @@ def _load_base(base: str | os.PathLike) -> tuple[LDNetModel, Any]:
     path = str(base)
     if os.path.isdir(path) or os.path.isabs(path) or path.startswith((".", "~")):
         return load_model_and_processor(path, require_ldnet=True)
-    return LDNetModel.from_pretrained(path), LDNetProcessor.from_pretrained(path)
+    return load_model_and_processor(path, hub_ldnet=True)
 
 
 def load_adapter_model(adapter: str | os.PathLike, base: str | os.PathLike | nn.Module | None = None, *,
@@ -488,7 +488,7 @@ def load_adapter_model(adapter: str | os.PathLike, base: str | os.PathLike | nn.
     if apply_config:
         apply_adapter_config(peft_model, info)
     if (Path(adapter) / "processor_config.json").is_file():
-        processor = LDNetProcessor.from_pretrained(str(adapter))
+        processor = load_processor(adapter)
     if device is not None:
         peft_model.to(device)
     if not is_trainable:

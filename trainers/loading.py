@@ -191,6 +191,7 @@ def load_model_and_processor(
     overflow: str | None = None,
     device: str | None = None,
     require_ldnet: bool = False,
+    hub_ldnet: bool = False,
     **config_overrides: Any,
 ):
     """``(model, processor)`` — the one loader of the training code.
@@ -198,15 +199,17 @@ def load_model_and_processor(
     * a saved LDNet folder -> ``LDNetModel.from_pretrained`` (with ``config_overrides``) and its saved processor;
     * anything else (an encoder folder or Hub id) -> a fresh ``LDNetModel.from_encoder`` and a processor on the
       encoder's tokenizer; ``require_ldnet=True`` refuses this case (scoring with a random head is never wanted).
+    * ``hub_ldnet=True``: ``model_name_or_path`` is the Hub id of a saved LDNet (model and processor from there; the
+      base of a LoRA adapter, trainers/adapters.py).
 
     ``max_length`` / ``overflow``: ``None`` keeps the saved processor's (a fresh processor: 512 / ``"window"``).
     ``device`` moves the model there and puts it in eval mode (inference use).
     """
     path = str(model_name_or_path)
     proc_path = str(processor_name_or_path or path)
-    if require_ldnet and not is_ldnet_checkpoint(path):
+    if require_ldnet and not hub_ldnet and not is_ldnet_checkpoint(path):
         raise FileNotFoundError(f"{path!r} is not a saved LDNet folder (no config.json with model_type 'ldnet')")
-    if (Path(proc_path) / "processor_config.json").is_file():
+    if hub_ldnet or (Path(proc_path) / "processor_config.json").is_file():
         processor = LDNetProcessor.from_pretrained(proc_path)
         if max_length is not None:
             processor.max_length = int(max_length)
@@ -215,7 +218,7 @@ def load_model_and_processor(
     else:
         tok = AutoTokenizer.from_pretrained(proc_path)
         processor = LDNetProcessor(tokenizer=tok, max_length=int(max_length or 512), overflow=overflow or "window")
-    if is_ldnet_checkpoint(path):
+    if hub_ldnet or is_ldnet_checkpoint(path):
         model = LDNetModel.from_pretrained(path, **config_overrides)
         if model.get_input_embeddings().num_embeddings < len(processor.tokenizer):
             model.resize_token_embeddings(len(processor.tokenizer))
@@ -226,6 +229,11 @@ def load_model_and_processor(
     if device is not None:
         model.to(device).eval()
     return model, processor
+
+
+def load_processor(path: str | os.PathLike) -> LDNetProcessor:
+    """The saved processor of a folder that holds no model (a LoRA adapter folder, trainers/adapters.py)."""
+    return LDNetProcessor.from_pretrained(str(path))
 
 
 def build_model_and_processor(model_args: ModelArguments, max_length: int | None = 512, overflow: str = "window"):
@@ -303,6 +311,7 @@ __all__ = [
     "load_data",
     "load_data_split",
     "load_model_and_processor",
+    "load_processor",
     "load_splits",
     "parse_options",
     "pick",
