@@ -20,7 +20,7 @@ REAL = [
     "cadec", "twitter2015", "twitter2017", "mnre",
     # generalist pre-training mix and zero-shot targets (issue #23)
     "bionlp13cg", "bionlp13pc", "bionlp11id", "bc5cdr", "anatem", "bc2gm", "linnaeus", "ex_ptm", "bionlp13ge",
-    "ncbi_disease", "wnut17", "webnlg", "ade", "semeval2010_task8", "pilener",
+    "ncbi_disease", "wnut17", "webnlg", "ade", "semeval2010_task8", "pilener", "conll2002-es", "conll2002-nl",
 ]
 SAMPLE = 500
 SEED = 13
