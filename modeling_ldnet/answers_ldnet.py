@@ -421,3 +421,18 @@ def decode_extraction(
     if warn and report.cut:
         logger.warning("LDNet decoding: %s", report)
     return answers, report
+
+
+def check_finite_logits(logits: Any, metas: Sequence[Any]) -> None:
+    """NaN scores (a broken model: fp16 overflow, diverged training) raise ``ValueError`` naming the records: they
+    would otherwise decode to empty answers without a word. Only each feature's real length is checked."""
+    if not isinstance(logits, torch.Tensor) or len(metas) != logits.shape[0]:
+        return
+    nan = [m.record_id for b, m in enumerate(metas) if torch.isnan(logits[b, :, : m.length, : m.length]).any()]
+    if nan:
+        ids = list(dict.fromkeys(nan))
+        raise ValueError(
+            f"LDNetProcessor.post_process_extraction: the logits hold NaN for record(s) "
+            f"{', '.join(repr(r) for r in ids[:10])}{' ...' if len(ids) > 10 else ''}; the model's output is "
+            "broken (fp16 overflow? diverged training?)"
+        )

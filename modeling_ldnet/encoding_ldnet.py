@@ -12,8 +12,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from .answers_ldnet import ans_units
-from .schema import check_schema_fields
+from .schema import DESCRIPTIONS, RecordError, check_schema_fields, schema_labels
 from .span_graph import LabelInfo
 
 #: Reasons a gold item is not encoded (counted in :class:`EncodingReport`, never silently dropped).
@@ -223,3 +225,105 @@ def gold_items(
             item.chain = chain
         items.append(item)
     return items
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# label descriptions, tag-like labels, text offsets (helpers of LDNetProcessor's encoding)
+# ---------------------------------------------------------------------------------------------------------------
+
+#: tag namespace of the schema fields whose labels may carry a description
+NS_OF_TASK = {"cls": "lc", "ent": "lm", "discontinuous_ent": "lm", "rel": "lr"}
+#: what separates a label from its description in the sequence
+DESCRIPTION_SEPARATOR = ":"
+
+
+def description_ids(rec: dict, pieces: Any, max_tokens: int) -> dict[tuple[str, str], tuple[list[int], bool]]:
+    """``{(namespace, label): (": description" token ids, cut?)}`` of a normalised record, each capped at
+    ``max_tokens``; the first description of a tag in SPEC order (labels of two tasks sharing a tag share one node).
+    ``pieces``: the processor's ``strings -> token id lists``."""
+    described = rec.get(DESCRIPTIONS) or []
+    if not described:
+        return {}
+    out: dict[tuple[str, str], tuple[list[int], bool]] = {}
+    sep = pieces([DESCRIPTION_SEPARATOR])[0]
+    for d, ids in zip(described, pieces([d["description"] for d in described])):
+        key = (NS_OF_TASK[d["task"]], d["label"])
+        if key not in out:
+            out[key] = (sep + ids[:max_tokens], len(ids) > max_tokens)
+    return out
+
+
+def check_tag_strings(rec: dict, tags: set[str], tokenizer: Any, checked: set[str]) -> None:
+    """A schema label spelled like a tag (``[LM]``) or the tokenizer's own special tokens (``[SEP]``) is refused: the
+    model could not tell it from the sequence structure. Labels found fine are added to ``checked`` (at most 100,000)
+    and not checked again."""
+    own = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    for task, labels in schema_labels(rec["schema"]).items():
+        for lab in labels:
+            if lab in checked:
+                continue
+            hit = next((t for t in tags if t in lab), None) or (lab.strip() if lab.strip() in own else None)
+            if hit is not None:
+                raise RecordError(rec["id"], f"schema.{task}", f"label {lab!r} is spelled like the special token "
+                                                               f"{hit!r}; rename the label")
+            if len(checked) < 100000:
+                checked.add(lab)
+
+
+def text_offsets(text: str, offset_mapping: Iterable[Sequence[int]]) -> list[tuple[int, int]]:
+    """Token character offsets that start after leading whitespace: SentencePiece tokenizers (DeBERTa-v2/v3) give
+    ``▁German`` the offsets of `` German``."""
+    out = []
+    for s, e in offset_mapping:
+        while s < e and text[s].isspace():
+            s += 1
+        out.append((s, e))
+    return out
+
+
+def pad_features(data: dict[str, Any], pad_id: int) -> dict[str, Any]:
+    """Right-pad per-feature lists into tensors (``LDNetProcessor.pad``); sparse links become ``[n, 4]`` with the
+    feature index first."""
+    n = len(data["input_ids"])
+    length = max((len(x) for x in data["input_ids"]), default=0)
+    ids = torch.full((n, length), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, length), dtype=torch.long)
+    ld = torch.zeros((n, length), dtype=torch.float)
+    for b, (x, m, t) in enumerate(zip(data["input_ids"], data["attention_mask"], data["label_drop_targets"])):
+        ids[b, : len(x)] = torch.as_tensor(x)
+        mask[b, : len(m)] = torch.as_tensor(m)
+        ld[b, : len(t)] = torch.as_tensor(t, dtype=torch.float)
+    links = [[b, *link] for b, ls in enumerate(data["span_graph_links"]) for link in ls]
+    out = dict(data)
+    out.update(
+        input_ids=ids,
+        attention_mask=mask,
+        label_drop_targets=ld,
+        span_graph_links=torch.tensor(links, dtype=torch.long).reshape(-1, 4),
+        overflow_to_sample_mapping=torch.as_tensor(data["overflow_to_sample_mapping"], dtype=torch.long),
+    )
+    return out
+
+
+def text_windows(rid: Any, n_text: int, budget: int, overflow: str, stride: int, max_length: int) -> list[tuple[int, int]]:
+    """``[start, end)`` text-token windows of ``budget`` tokens overlapping by ``stride`` (SPEC §2, long texts)."""
+    if n_text <= budget:
+        return [(0, n_text)]
+    if overflow == "error":
+        raise RecordError(rid, "text", f"{n_text} text tokens exceed the {budget} that fit in max_length")
+    if overflow == "truncate":
+        return [(0, budget)]
+    if budget <= stride:
+        # a step of max(1, budget - stride) used to start a window at every text token (silent blow-up)
+        raise RecordError(
+            rid,
+            "window_stride",
+            f"window_stride={stride} leaves no new text per window: a window holds {budget} text tokens beside "
+            f"instruction + schema (+ bg) at max_length={max_length}; use a smaller window_stride",
+        )
+    wins, start = [], 0
+    while True:
+        wins.append((start, min(start + budget, n_text)))
+        if start + budget >= n_text:
+            return wins
+        start += budget - stride

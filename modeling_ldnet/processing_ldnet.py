@@ -19,7 +19,7 @@ import torch
 from transformers import AddedToken, ProcessorMixin
 from transformers.feature_extraction_utils import BatchFeature
 
-from .answers_ldnet import decode_extraction
+from .answers_ldnet import check_finite_logits, decode_extraction
 from .configuration_ldnet import DEFAULT_SPECIAL_TOKENS
 from .encoding_ldnet import (  # noqa: F401 - re-exported: FeatureMeta, EncodingReport, ... are imported from here
     MIN_TEXT_TOKENS,
@@ -29,29 +29,21 @@ from .encoding_ldnet import (  # noqa: F401 - re-exported: FeatureMeta, Encoding
     FeatureMeta,
     GoldItem,
     as_records,
+    check_tag_strings,
+    description_ids,
     gold_items,
+    pad_features,
+    text_offsets,
+    text_windows,
 )
 from .image_processing_ldnet import feature_images, image_transform, load_images
-from .schema import (
-    DESCRIPTIONS,
-    RecordError,
-    check_int,
-    check_overflow,
-    check_threshold,
-    normalize_record,
-    schema_labels,
-    validate_record,
-)
+from .schema import RecordError, check_int, check_overflow, check_threshold, normalize_record, validate_record
 from .schema_groups_ldnet import schema_groups
 from .span_graph import Chain, LabelInfo, chain_links
 
 logger = logging.getLogger(__name__)
 
 _TAG_OF_NS = {"lc": "cls_label", "lm": "mention_label", "lr": "relation_label"}
-#: tag namespace of the schema fields whose labels may carry a description
-_NS_OF_TASK = {"cls": "lc", "ent": "lm", "discontinuous_ent": "lm", "rel": "lr"}
-#: what separates a label from its description in the sequence
-DESCRIPTION_SEPARATOR = ":"
 # Process-wide locks: the Rust tokenizer may not be used while another thread flips its settings, and the
 # cumulative ``processor.report`` is updated by merging one call's report (module level: processors are deep-copied
 # and pickled, locks are not).
@@ -127,7 +119,6 @@ class LDNetProcessor(ProcessorMixin):
         super().__init__(tokenizer, **kwargs)
         self._tag_ids = {k: tokenizer.convert_tokens_to_ids(v) for k, v in self.special_tokens.items()}
         self._piece_cache: dict[str, list[int]] = {}
-        self._labels_ok: set[str] = set()
         self._transform = None
         self.report = EncodingReport()
 
@@ -151,49 +142,11 @@ class LDNetProcessor(ProcessorMixin):
         with _TOKENIZER_LOCK:
             enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True,
                                  verbose=False)  # windowed below: the too-long warning would be wrong
-        # SentencePiece tokenizers (DeBERTa-v2/v3) give "▁German" the offsets of " German": start after the space
-        offsets = []
-        for s, e in enc["offset_mapping"]:
-            while s < e and text[s].isspace():
-                s += 1
-            offsets.append((s, e))
-        return enc["input_ids"], offsets
+        return enc["input_ids"], text_offsets(text, enc["offset_mapping"])
 
     # -- encoding ------------------------------------------------------------------------------------------
-    def _description_ids(self, rec: dict) -> dict[tuple[str, str], tuple[list[int], bool]]:
-        """``{(namespace, label): (": description" token ids, cut?)}``, capped at ``max_description_tokens``; the
-        first description of a tag in SPEC order (labels of two tasks sharing a tag share one node)."""
-        described = rec.get(DESCRIPTIONS) or []
-        if not described:
-            return {}
-        out: dict[tuple[str, str], tuple[list[int], bool]] = {}
-        sep = self._pieces([DESCRIPTION_SEPARATOR])[0]
-        for d, ids in zip(described, self._pieces([d["description"] for d in described])):
-            key = (_NS_OF_TASK[d["task"]], d["label"])
-            if key not in out:
-                cut = len(ids) > self.max_description_tokens
-                out[key] = (sep + ids[: self.max_description_tokens], cut)
-        return out
-
-    def _check_tag_strings(self, rec: dict) -> None:
-        """A schema label spelled like a tag (``[LM]``) or the tokenizer's own special tokens (``[SEP]``) is refused:
-        the model could not tell it from the sequence structure."""
-        specials = set(self.special_tokens.values())
-        own = set(getattr(self.tokenizer, "all_special_tokens", []) or [])
-        checked = self.__dict__.setdefault("_labels_ok", set())  # training schemas repeat: check each label once
-        for task, labels in schema_labels(rec["schema"]).items():
-            for lab in labels:
-                if lab in checked:
-                    continue
-                hit = next((t for t in specials if t in lab), None) or (lab.strip() if lab.strip() in own else None)
-                if hit is not None:
-                    raise RecordError(rec["id"], f"schema.{task}", f"label {lab!r} is spelled like the special token "
-                                                                   f"{hit!r}; rename the label")
-                if len(checked) < 100000:
-                    checked.add(lab)
-
     def _prefix(
-        self, rec: dict, report: EncodingReport | None = None
+        self, rec: dict, report: EncodingReport | None = None, descriptions: dict | None = None
     ) -> tuple[list[int], dict[int, LabelInfo], dict[tuple[str, str], int], dict]:
         schema = rec["schema"]
         labels: list[tuple[str, str, str]] = []  # (ns, task, string) in SPEC §2 order
@@ -215,7 +168,8 @@ class LDNetProcessor(ProcessorMixin):
         tags: dict[int, LabelInfo] = {}
         label_map: dict[tuple[str, str], int] = {}
         positions: dict[str, dict[str, int]] = {}
-        descriptions = self._description_ids(rec)
+        if descriptions is None:
+            descriptions = description_ids(rec, self._pieces, self.max_description_tokens)
         for (ns, task, string), piece in zip(labels, pieces[1:]):
             if (ns, string) in label_map:
                 continue
@@ -230,33 +184,6 @@ class LDNetProcessor(ProcessorMixin):
                     report.described_labels += 1
                     report.descriptions_cut += cut
         return ids, tags, label_map, positions
-
-    def _windows(
-        self, rid: Any, n_text: int, budget: int, overflow: str | None = None, window_stride: int | None = None
-    ) -> list[tuple[int, int]]:
-        overflow = self.overflow if overflow is None else overflow
-        stride = self.window_stride if window_stride is None else window_stride
-        if n_text <= budget:
-            return [(0, n_text)]
-        if overflow == "error":
-            raise RecordError(rid, "text", f"{n_text} text tokens exceed the {budget} that fit in max_length")
-        if overflow == "truncate":
-            return [(0, budget)]
-        if budget <= stride:
-            # a step of max(1, budget - stride) used to start a window at every text token (silent blow-up)
-            raise RecordError(
-                rid,
-                "window_stride",
-                f"window_stride={stride} leaves no new text per window: a window holds {budget} text tokens beside "
-                f"instruction + schema (+ bg) at max_length={self.max_length}; use a smaller window_stride",
-            )
-        step = budget - stride
-        wins, start = [], 0
-        while True:
-            wins.append((start, min(start + budget, n_text)))
-            if start + budget >= n_text:
-                return wins
-            start += step
 
     def _fit_suffix(self, suffix: list[int], prefix_len: int, min_text: int) -> list[int]:
         """``[B] bg [SEP]`` shortened so that ``min_text`` text tokens fit (bg yields its room to the text)."""
@@ -284,11 +211,12 @@ class LDNetProcessor(ProcessorMixin):
         overflow = self.overflow if overflow is None else check_overflow(overflow)
         stride = self.window_stride if window_stride is None else check_int(window_stride, "window_stride", 0)
         rec = validate_record(record) if validate else normalize_record(record)
-        if validate:
-            self._check_tag_strings(rec)
+        if validate:  # training schemas repeat: each label is checked once (the set is bounded)
+            check_tag_strings(rec, set(self.special_tokens.values()), self.tokenizer, self.__dict__.setdefault("_labels_ok", set()))
         rep = EncodingReport() if report is None else report
         text_ids, offsets = self._tokenize_text(rec["text"]) if rec["text"] else ([], [])
-        described = {k: len(ids) for k, (ids, _) in self._description_ids(rec).items()}
+        descriptions = description_ids(rec, self._pieces, self.max_description_tokens)  # once for every pass
+        described = {k: len(ids) for k, (ids, _) in descriptions.items()}
         passes = schema_groups(
             rec, len(text_ids), stride, overflow, max_length=self.max_length, pieces=self._pieces,
             fit_suffix=self._fit_suffix, description_lengths=described,
@@ -297,7 +225,7 @@ class LDNetProcessor(ProcessorMixin):
         gold: list[GoldItem] = []
         windowed = False
         for g, sub in enumerate(passes):
-            f, gl = self._encode_pass(sub, index, text_ids, offsets, overflow, stride, rep, g, len(passes))
+            f, gl = self._encode_pass(sub, index, text_ids, offsets, overflow, stride, rep, g, len(passes), descriptions)
             windowed |= len(f) > 1
             feats.extend(f)
             gold.extend(gl)
@@ -317,10 +245,11 @@ class LDNetProcessor(ProcessorMixin):
         report: EncodingReport,
         group: int = 0,
         n_groups: int = 1,
+        descriptions: dict | None = None,
     ) -> tuple[list[dict], list[GoldItem]]:
         """One pass over the text with ``rec``'s (possibly partial) schema: one feature per window."""
         rid = rec["id"]
-        prefix, tags, label_map, positions = self._prefix(rec, report)
+        prefix, tags, label_map, positions = self._prefix(rec, report, descriptions)
         text, bg = rec["text"], rec["bg"]
         plain = not tags
         if text_ids:
@@ -344,7 +273,7 @@ class LDNetProcessor(ProcessorMixin):
             report.truncated_bg += 1
         suffix = fitted
         budget = self.max_length - len(prefix) - len(suffix)
-        windows = self._windows(rid, len(text_ids), budget, overflow, stride) if text_ids else [(0, 0)]
+        windows = text_windows(rid, len(text_ids), budget, overflow, stride, self.max_length) if text_ids else [(0, 0)]
         starts = [o[0] for o in offsets]
         ends = [o[1] for o in offsets]
         gold = gold_items(rec["ans"], label_map, tags, starts, ends, self.max_parts)
@@ -467,26 +396,7 @@ class LDNetProcessor(ProcessorMixin):
 
     def pad(self, data: dict[str, Any]) -> dict[str, Any]:
         """Right-pad per-feature lists into tensors; sparse links become ``[n, 4]`` with the feature index first."""
-        n = len(data["input_ids"])
-        length = max((len(x) for x in data["input_ids"]), default=0)
-        pad_id = self.tokenizer.pad_token_id or 0
-        ids = torch.full((n, length), pad_id, dtype=torch.long)
-        mask = torch.zeros((n, length), dtype=torch.long)
-        ld = torch.zeros((n, length), dtype=torch.float)
-        for b, (x, m, t) in enumerate(zip(data["input_ids"], data["attention_mask"], data["label_drop_targets"])):
-            ids[b, : len(x)] = torch.as_tensor(x)
-            mask[b, : len(m)] = torch.as_tensor(m)
-            ld[b, : len(t)] = torch.as_tensor(t, dtype=torch.float)
-        links = [[b, *link] for b, ls in enumerate(data["span_graph_links"]) for link in ls]
-        out = dict(data)
-        out.update(
-            input_ids=ids,
-            attention_mask=mask,
-            label_drop_targets=ld,
-            span_graph_links=torch.tensor(links, dtype=torch.long).reshape(-1, 4),
-            overflow_to_sample_mapping=torch.as_tensor(data["overflow_to_sample_mapping"], dtype=torch.long),
-        )
-        return out
+        return pad_features(data, self.tokenizer.pad_token_id or 0)
 
     # -- images: image_processing_ldnet --------------------------------------------------------------------
     def _image_transform(self) -> Any:
@@ -517,16 +427,7 @@ class LDNetProcessor(ProcessorMixin):
         NaN scores (a broken model: fp16 overflow, diverged training) raise ``ValueError`` naming the records: they
         would otherwise decode to empty answers without a word.
         """
-        metas = encoding["meta"]
-        if isinstance(logits, torch.Tensor) and len(metas) == logits.shape[0]:
-            nan = [m.record_id for b, m in enumerate(metas) if torch.isnan(logits[b, :, : m.length, : m.length]).any()]
-            if nan:
-                ids = list(dict.fromkeys(nan))
-                raise ValueError(
-                    f"LDNetProcessor.post_process_extraction: the logits hold NaN for record(s) "
-                    f"{', '.join(repr(r) for r in ids[:10])}{' ...' if len(ids) > 10 else ''}; the model's output is "
-                    "broken (fp16 overflow? diverged training?)"
-                )
+        check_finite_logits(logits, encoding["meta"])
         answers, report = decode_extraction(
             logits,
             encoding["meta"],

@@ -4,6 +4,7 @@ The tiny test kit itself (records, processors, models, pipeline helpers) is ``te
 """
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,16 @@ from processing.paths import minilm_path, shared_data_dir  # noqa: E402, F401 - 
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = shared_data_dir()
+
+
+@pytest.fixture(autouse=True)
+def _local_universal_ie():
+    """A ``trust_remote_code`` pipeline registers the saved folder's copy of UniversalIEPipeline under
+    ``universal-ie``; put this checkout's class back after every test so later tests get the local one."""
+    yield
+    module = sys.modules.get("modeling_ldnet.pipeline_ldnet")
+    if module is not None:
+        module.register_pipeline()
 
 
 @pytest.fixture(scope="session")
