@@ -94,9 +94,14 @@ def update_model_card(save_directory: str | os.PathLike, config: Any, processor:
     """Merge ``info`` (``schema``, ``training_data``, ``metrics``...) into ``config.model_card_info`` and rewrite
     ``config.json`` and ``README.md`` of an already saved folder (the weights are not written again): how a
     training run records the metrics it only knows after the model was saved. Returns the card's path or None."""
+    from .pipeline_ldnet import add_pipeline_to_folder
+
     merged = {**(getattr(config, CARD_INFO_ATTR, None) or {}), **info}
     setattr(config, CARD_INFO_ATTR, json.loads(json.dumps(merged)))
     config.save_pretrained(save_directory)
+    # config.save_pretrained writes the config object, which has no ``custom_pipelines``: declare it again, or
+    # pipeline("universal-ie", model=folder, trust_remote_code=True) fails in a process without the package
+    add_pipeline_to_folder(save_directory)
     return write_model_card(save_directory, config=config, processor=processor, **merged)
 
 

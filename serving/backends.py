@@ -204,7 +204,8 @@ def load_pipeline(
     else:  # this package's classes (registered with the Auto classes on import), no remote code executed
         model = AutoModel.from_pretrained(str(model_dir))
         processor = LDNetProcessor.from_pretrained(str(model_dir))
-        ie = pipeline("universal-ie", model=model, processor=processor, device="cpu")
+        # pipeline_class: this package's class even when a trust_remote_code load re-registered the task
+        ie = pipeline("universal-ie", model=model, processor=processor, device="cpu", pipeline_class=UniversalIEPipeline)
     if window_stride is not None:
         if not 0 <= int(window_stride) < int(ie.processor.max_length):
             raise ValueError(f"window_stride must be in [0, {ie.processor.max_length}), got {window_stride}")

@@ -66,7 +66,7 @@ def load_pipeline(
     import torch
     from transformers import AutoModel, pipeline
 
-    from modeling_ldnet import LDNetProcessor
+    from modeling_ldnet import LDNetProcessor, UniversalIEPipeline
 
     kwargs: dict[str, Any] = {}
     if dtype not in (None, "", "float32"):
@@ -75,7 +75,9 @@ def load_pipeline(
         kwargs["dtype"] = getattr(torch, dtype)
     net = AutoModel.from_pretrained(str(model), **kwargs)
     processor = LDNetProcessor.from_pretrained(str(model))
-    return pipeline("universal-ie", model=net, processor=processor, device=device if device is not None else "cpu")
+    # pipeline_class: this package's class even when a trust_remote_code load re-registered the task
+    return pipeline("universal-ie", model=net, processor=processor, device=device if device is not None else "cpu",
+                    pipeline_class=UniversalIEPipeline)
 
 
 # -- records from rows --------------------------------------------------------------------------------------------

@@ -116,6 +116,23 @@ def test_window_stride_override(model_dir, torch_ie):
         load_pipeline(model_dir, window_stride=64)
 
 
+def test_package_class_whatever_is_registered(model_dir, torch_ie):
+    """A trust_remote_code load registers the folder's copy under ``universal-ie``; the library's loaders
+    (server, extraction, spaCy, Ray) must still build this package's class on this package's code."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    from modeling_ldnet import UniversalIEPipeline
+    from serving.extract import load_pipeline as extract_pipeline
+
+    class Foreign(UniversalIEPipeline):
+        pass
+
+    PIPELINE_REGISTRY.register_pipeline("universal-ie", pipeline_class=Foreign, pt_model=type(torch_ie.model))
+    for ie in (load_pipeline(model_dir), extract_pipeline(model_dir)):
+        assert type(ie) is UniversalIEPipeline
+        assert_same_answers(ie(TEXTS, schema=SCHEMA), torch_ie(TEXTS, schema=SCHEMA))
+
+
 def test_exports_log_one_line_and_onnxruntime_stays_quiet(model_dir, tmp_path, caplog):
     out = tmp_path / "exports"
     with caplog.at_level(logging.INFO):

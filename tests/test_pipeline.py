@@ -19,6 +19,7 @@ from transformers import pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from modeling_ldnet import UniversalIEPipeline, default_instruction
+from modeling_ldnet.modelcard_ldnet import update_model_card
 from modeling_ldnet.pipeline_ldnet import DEFAULT_INSTRUCTIONS
 from modeling_ldnet.roundtrip import ans_keys, gold_logits
 
@@ -220,3 +221,30 @@ def test_saved_folder_runs_without_the_package(ie, tmp_path):
     assert child["module"].startswith("transformers_modules.")
     for key, value in expected.items():
         assert_same_answers(child[key], value)
+
+
+def test_card_update_keeps_the_pipeline(ie, tmp_path):
+    """ldnet-train / ldnet-pretrain save, then rewrite config.json with the final metrics (update_model_card):
+    the folder must still declare ``universal-ie`` and run in a process without the package."""
+    folder = tmp_path / "ldnet-ie"
+    ie.model.save_pretrained(folder)  # the trainer's save: model + processor, not the pipeline's save
+    ie.processor.save_pretrained(folder)
+    # a trainer's config object never held custom_pipelines (only the saved file does)
+    config = type(ie.model.config).from_dict({k: v for k, v in ie.model.config.to_dict().items()
+                                              if k != "custom_pipelines"})
+    update_model_card(folder, config, ie.processor, metrics={"train_loss": 1.25})
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["custom_pipelines"]["universal-ie"]["impl"] == "pipeline_ldnet.UniversalIEPipeline"
+    assert cfg["model_card_info"]["metrics"] == {"train_loss": 1.25}
+    child = isolated_python(
+        f"""
+        import json
+        from transformers import pipeline
+        ie = pipeline("universal-ie", model={str(folder)!r}, trust_remote_code=True, device="cpu")
+        print(json.dumps({{"module": type(ie).__module__,
+                          "out": ie({TEXT!r}, schema=json.loads({json.dumps(SCHEMA)!r}))}}))
+        """,
+        tmp_path,
+    )
+    assert child["module"].startswith("transformers_modules.")
+    assert_same_answers(child["out"], ie(TEXT, schema=SCHEMA))
