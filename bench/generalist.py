@@ -3,11 +3,11 @@
 from the generalist vs from the raw encoder (issue #19).
 
     # zero-shot: WNUT-17, NCBI-disease, Twitter-2017 test sets; P / R / F1 per set, seen vs never-seen types
-    python bench/generalist.py zeroshot --model runs/generalist/model                  # bare labels
-    python bench/generalist.py zeroshot --model runs/generalist/model --descriptions   # + label descriptions
+    python bench/generalist.py zeroshot --model runs/generalist                  # bare labels
+    python bench/generalist.py zeroshot --model runs/generalist --descriptions   # + label descriptions
 
     # few-shot: K-shot CoNLL04 (joint) / WNUT-17 from the generalist vs from MiniLM, same steps, 3 seeds
-    python bench/generalist.py fewshot --generalist runs/generalist/model --shots 5 10 50 --seeds 1 2 3
+    python bench/generalist.py fewshot --generalist runs/generalist --shots 5 10 50 --seeds 1 2 3
 
 Zero-shot means: no record of the set's splits was trained on (``INDEX.md``, "held-out zero-shot targets"); the
 pipeline gets the test text and the set's label names (optionally with the descriptions below, written once from
@@ -152,6 +152,53 @@ def record_on_card(model_dir: Path, results: dict[str, Any], descriptions: bool)
     print(f"recorded the zero-shot rows on {model_dir / 'README.md'}")
 
 
+#: the mix's NER sets whose dev splits fit the generalist's decode thresholds (``calibrate``): never a held-out set
+CALIBRATION_SETS = ("conll03", "twitter2015", "bionlp13cg", "bionlp13pc", "bionlp11id", "bionlp13ge", "anatem", "bc2gm",
+                    "linnaeus", "ex_ptm")
+
+
+def calibrate(args: argparse.Namespace) -> dict[str, Any]:
+    """Fit ``config.decode_channel_thresholds`` on a seeded sample of the mix's dev splits (each set's own labels, the
+    model's default instruction) and write them into the model folder: the held-out sets are never looked at."""
+    import random
+
+    import torch
+    from transformers import AutoModel
+
+    from modeling_ldnet import LDNetProcessor
+    from modeling_ldnet.modelcard_ldnet import update_model_card
+    from trainers.calibration import calibrate_thresholds
+
+    held_out = set(TARGETS) | {"conll04"}
+    if held_out & set(args.sets):
+        raise ValueError(f"calibrate: {sorted(held_out & set(args.sets))} are held out (zero-/few-shot targets)")
+    torch.set_num_threads(args.threads)
+    _common.quiet_transformers()
+    model_dir = Path(args.model)
+    model = AutoModel.from_pretrained(str(model_dir)).eval()
+    proc = LDNetProcessor.from_pretrained(str(model_dir))
+    instruction = getattr(model.config, "default_instruction", None) or ""
+    records: list[dict] = []
+    for name in args.sets:
+        dev = _common.load_split(name, "dev")
+        random.Random(args.seed).shuffle(dev)
+        records += [{**r, "instruction": instruction} for r in dev[: args.per_corpus]]
+    t0 = time.time()
+    res = calibrate_thresholds(model, proc, records, batch_size=args.batch_size)
+    out = {"model": str(model_dir), "sets": list(args.sets), "per_corpus": args.per_corpus, "records": len(records),
+           "metric": res.metric, "before": round(res.before, 4), "after": round(res.after, 4),
+           "base_threshold": res.base_threshold, "thresholds": res.thresholds, "seconds": round(time.time() - t0, 1)}
+    print(f"calibrated on {len(records)} dev records of {len(args.sets)} mix sets: {res.metric} "
+          f"{res.before:.4f} -> {res.after:.4f}, thresholds {res.thresholds}", flush=True)
+    if args.apply:
+        update_model_card(model_dir, model.config, proc)  # config.json (+ card) with decode_channel_thresholds
+        print(f"wrote the thresholds into {model_dir / 'config.json'}")
+    path = Path(args.out_dir) / f"calibration{args.suffix}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
 def fewshot(args: argparse.Namespace) -> dict[str, Any]:
     """K-shot runs of ``ldnet-fewshot`` (sampling + ldnet-train + test) from both starts, same steps and seeds."""
     starts = {"generalist": args.generalist, "raw": args.raw or str(_common.minilm_path())}
@@ -214,11 +261,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     f.add_argument("--resume", action="store_true", help="keep cells already in fewshot.json")
     f.add_argument("--only", choices=["generalist", "raw"], default=None,
                    help="run one start only (e.g. the raw encoder while the generalist trains); cells merge on --resume")
-    for p in (z, f):
+    c = sub.add_parser("calibrate", help="fit the decode thresholds on the mix's dev splits (never a held-out set)")
+    c.add_argument("--model", required=True)
+    c.add_argument("--sets", nargs="+", default=list(CALIBRATION_SETS))
+    c.add_argument("--per_corpus", type=int, default=200, help="dev records per set (seeded sample)")
+    c.add_argument("--seed", type=int, default=1227)
+    c.add_argument("--batch_size", type=int, default=16)
+    c.add_argument("--threads", type=int, default=1)
+    c.add_argument("--apply", action="store_true", help="write the thresholds into the model folder's config.json")
+    for p in (z, f, c):
         p.add_argument("--out_dir", default=str(OUT))
         p.add_argument("--suffix", default="", help="results file suffix, e.g. _smoke")
     args = ap.parse_args(argv)
-    return zeroshot(args) if args.cmd == "zeroshot" else fewshot(args)
+    return {"zeroshot": zeroshot, "fewshot": fewshot, "calibrate": calibrate}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 #: Key of the per-record flag set when the decoder's step budget cut a search (absent when nothing was cut).
 DECODE_TRUNCATED = "decode_truncated"
+#: Key of ``{label: score}`` of the predicted classes, beside ``cls`` (``cls_scores=True``).
+CLS_SCORES = "cls_scores"
 
 #: Span hygiene modes (:func:`span_hygiene`): ``"merge"`` keeps the best-scored of a span's punctuation variants,
 #: ``"suppress"`` keeps the variant closest to the bare span; ``None`` keeps them all (the paper's decoder).
@@ -140,11 +142,13 @@ def ans_units(ans: dict, strict: bool = True) -> list[tuple]:
 # units -> ans
 
 
-def units_to_ans(units: dict[tuple, float], text: str, return_scores: bool = False) -> dict:
+def units_to_ans(units: dict[tuple, float], text: str, return_scores: bool = False, cls_scores: bool = False) -> dict:
     """The ``ans`` dict of a record's decoded ``units`` (unit -> score); the inverse of :func:`ans_units`.
 
     Qualifiers of one fact and arguments of one event are grouped; a fact's (event's) score is the best over its
     units (an event trigger unit carries its event's score: the smallest link probability over its chains).
+    Classes stay plain label strings (SPEC §1); ``cls_scores`` adds ``"cls_scores": {label: score}`` beside them
+    (a single-label task picks its best class by it).
     """
 
     def sp(s: tuple[int, int]) -> dict:
@@ -162,6 +166,8 @@ def units_to_ans(units: dict[tuple, float], text: str, return_scores: bool = Fal
         score, kind = units[key], key[0]
         if kind == "cls":
             ans.setdefault("cls", []).append(key[1])
+            if cls_scores:
+                ans.setdefault(CLS_SCORES, {})[key[1]] = round(float(score or 0.0), 6)
         elif kind == "ent":
             ans.setdefault("ent", []).append(scored({"type": key[1], **sp(key[2])}, score))
         elif kind == "discontinuous_ent":
@@ -368,6 +374,7 @@ def decode_extraction(
     return_scores: bool = False,
     warn: bool = True,
     span_hygiene: str | None = None,
+    cls_scores: bool = False,
 ) -> tuple[list[dict], DecodeReport]:
     """Decode ``[B, 3, L, L]`` logits (one row per encoded window) into one ``ans`` dict per record.
 
@@ -377,6 +384,7 @@ def decode_extraction(
     gets ``"decode_truncated": True``; with ``warn`` one warning per call names them. ``span_hygiene``
     (``"merge"`` / ``"suppress"``; ``None``: off, the exact decoder) folds punctuation variants of one answer
     (:func:`span_hygiene`) after the windows are merged; ``report.variants_dropped`` counts them per record.
+    ``cls_scores`` adds ``"cls_scores": {label: score}`` to answers with classes (:func:`units_to_ans`).
     """
     threshold = check_threshold(threshold)  # one value, or one per channel
     if span_hygiene is not None and span_hygiene not in SPAN_HYGIENE_MODES:
@@ -415,7 +423,7 @@ def decode_extraction(
         units, dropped = _span_hygiene(merged[r], texts[r], span_hygiene)
         if dropped:
             report.variants_dropped[r] = dropped
-        answers.append(units_to_ans(units, texts[r], return_scores))
+        answers.append(units_to_ans(units, texts[r], return_scores, cls_scores))
     for r in report.cut:
         answers[r][DECODE_TRUNCATED] = True
     if warn and report.cut:

@@ -24,7 +24,17 @@ from typing import Any
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .answers_ldnet import DECODE_TRUNCATED
+from .answers_ldnet import CLS_SCORES, DECODE_TRUNCATED
+from .gliner2_ldnet import (
+    OUTPUT_FORMATS,
+    classify,
+    decode_threshold,
+    is_gliner2_schema,
+    merge_extraction,
+    parse_gliner2_schema,
+    plan_from_ldnet_schema,
+    to_gliner2_output,
+)
 from .processing_ldnet import EncodingReport, LDNetProcessor
 from .schema import (
     DESCRIPTIONS,
@@ -44,8 +54,9 @@ TASK = "universal-ie"
 
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "image_mask")
 _IGNORED_KWARGS = ("local_files_only", "trust_remote_code")
-_CALL_PARAMS = ("schema", "instruction", "bg", "images", "threshold", "return_scores", "window_stride", "overflow",
-                "batch_size", "num_workers")
+_CALL_PARAMS = ("schema", "instruction", "bg", "images", "threshold", "return_scores", "return_cls_scores",
+                "window_stride", "overflow", "batch_size", "num_workers", "output_format", "include_confidence",
+                "include_spans")
 #: the keys of an input record (a near miss of one, e.g. ``shema``, is an error naming it, never "no schema")
 _RECORD_KEYS = ("id", "instruction", "schema", "text", "bg", "ans", "image", DESCRIPTIONS)
 
@@ -179,6 +190,7 @@ class UniversalIEPipeline(Pipeline):
         return_scores: bool | None = None,
         window_stride: int | None = None,
         overflow: str | None = None,
+        return_cls_scores: bool | None = None,
         **kwargs: Any,
     ) -> tuple[dict, dict, dict]:
         unknown = sorted(set(kwargs) - set(_IGNORED_KWARGS))
@@ -212,12 +224,27 @@ class UniversalIEPipeline(Pipeline):
             post["threshold"] = check_threshold(threshold, "universal-ie: threshold")
         if return_scores is not None:
             post["return_scores"] = bool(return_scores)
+        if return_cls_scores is not None:
+            if not isinstance(return_cls_scores, bool):
+                raise TypeError(f"universal-ie: return_cls_scores must be True or False, got {return_cls_scores!r:.60}")
+            post["return_cls_scores"] = return_cls_scores
         return pre, {}, post
 
     def __call__(self, inputs: Any, *args: Any, batch_size: int | None = None, num_workers: int | None = None, **kwargs):
         """Extract from ``inputs`` (a text, a record, or a list/iterable of them); see the class docstring."""
         if args:
             raise TypeError("universal-ie: pass parameters by keyword (schema=..., instruction=...)")
+        output_format = kwargs.pop("output_format", "ldnet")
+        shape = {k: kwargs.pop(k) for k in ("include_confidence", "include_spans") if k in kwargs}
+        if output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"universal-ie: output_format must be one of {list(OUTPUT_FORMATS)}, got {output_format!r:.40}")
+        for name, value in shape.items():
+            if not isinstance(value, bool):
+                raise TypeError(f"universal-ie: {name} must be True or False, got {value!r:.40}")
+            if output_format != "gliner2":
+                raise ValueError(f"universal-ie: {name} goes with output_format='gliner2'")
+        if output_format == "gliner2" or self._has_gliner2_schema(inputs, kwargs.get("schema")):
+            return self._call_gliner2(inputs, output_format, batch_size=batch_size, **shape, **kwargs)
         pre, fwd, post = self._sanitize_parameters(**kwargs)
         pre, fwd, post = {**self._preprocess_params, **pre}, {**self._forward_params, **fwd}, {**self._postprocess_params, **post}
         if batch_size is not None:
@@ -242,6 +269,78 @@ class UniversalIEPipeline(Pipeline):
         if isinstance(inputs, Iterable):
             return self._iterate_and_warn(inputs, bs, pre, fwd, post)
         raise TypeError(f"universal-ie: expected a text, a record or a list of them, got {type(inputs).__name__}")
+
+    # -- GLiNER2 schemas and output (gliner2_ldnet) --------------------------------------------------------------
+    @staticmethod
+    def _has_gliner2_schema(inputs: Any, schema: Any) -> bool:
+        if is_gliner2_schema(schema):
+            return True
+        items = [inputs] if isinstance(inputs, dict) else inputs if isinstance(inputs, (list, tuple)) else []
+        return any(isinstance(x, dict) and is_gliner2_schema(x.get("schema")) for x in items)
+
+    def _call_gliner2(self, inputs: Any, output_format: str, include_confidence: bool = False,
+                      include_spans: bool = False, batch_size: int | None = None, **kwargs: Any) -> Any:
+        """GLiNER2 schemas (an entity / relation pass plus one ``cls`` pass per classification task, a second pass
+        at a lower threshold for labels that ask for one) and/or GLiNER2's output shape: ``gliner2_ldnet``."""
+        single = isinstance(inputs, (str, dict))
+        items = [inputs] if single else list(inputs) if isinstance(inputs, Iterable) else None
+        if items is None or any(not isinstance(x, (str, dict)) for x in items):
+            raise TypeError("universal-ie: expected a text, a record or a list of them")
+        call_schema = kwargs.pop("schema", None)
+        self._sanitize_parameters(**kwargs)  # every other argument checked before any work
+        base = kwargs.pop("threshold", None)
+        base = self.processor.threshold if base is None else check_threshold(base, "universal-ie: threshold")
+        user_cls_scores = kwargs.pop("return_cls_scores", False)
+        plans, jobs = [], []  # jobs: (input index, pass, record, threshold or None)
+        for i, x in enumerate(items):
+            rec = {"text": x} if isinstance(x, str) else dict(x)
+            schema = rec.pop("schema", None)
+            schema = call_schema if schema is None else schema
+            where = "schema" if single or schema is call_schema else f"inputs[{i}].schema"
+            if is_gliner2_schema(schema):
+                plan = parse_gliner2_schema(schema, where)
+                if plan.extraction_schema():
+                    jobs.append((i, "extraction", {**rec, "schema": plan.extraction_schema()}, None))
+                    low = decode_threshold(base, plan, "extraction")
+                    if low is not None:
+                        jobs.append((i, "extraction_low", {**rec, "schema": plan.extraction_schema()}, low))
+                for task in plan.tasks:
+                    jobs.append((i, f"task:{task.name}", {**rec, "schema": {"cls": dict(task.labels)}},
+                                 decode_threshold(base, plan, task.name)))
+            else:  # an LDNet schema shown in GLiNER2's shape: one pass, as the model was trained
+                check_schema_fields(schema, f"universal-ie: {where}")
+                other = sorted(k for k, v in (schema or {}).items() if v and k not in ("ent", "rel", "cls", DESCRIPTIONS))
+                if other:
+                    raise ValueError(f"universal-ie: {where}.{other[0]} has no GLiNER2 output form (entities, "
+                                     "relations and classes only); use output_format='ldnet'")
+                plan = plan_from_ldnet_schema(schema or {})
+                jobs.append((i, "extraction", {**rec, "schema": schema}, None))
+            plans.append(plan)
+        results: dict[tuple[int, str], dict] = {}
+        report = EncodingReport()
+        for thr in dict.fromkeys(j[3] for j in jobs):
+            group = [j for j in jobs if j[3] == thr]
+            answers = self([j[2] for j in group], threshold=base if thr is None else thr, return_scores=True,
+                           return_cls_scores=True, batch_size=batch_size, **kwargs)
+            report.merge(self.last_report)
+            results.update({(j[0], j[1]): a for j, a in zip(group, answers)})
+        self._local.report = report
+        out = []
+        for i, plan in enumerate(plans):
+            main = results.get((i, "extraction"), {})
+            extraction = merge_extraction(main, results.get((i, "extraction_low")), plan, base)
+            classes = {t.name: classify(results.get((i, f"task:{t.name}"), main), t) for t in plan.tasks}
+            if output_format == "gliner2":
+                out.append(to_gliner2_output(extraction, classes, plan, include_confidence, include_spans))
+                continue
+            ans = {k: v for k, v in extraction.items() if k not in ("cls", CLS_SCORES)}
+            labels = {lab: s for found in classes.values() for lab, s in found.items()}
+            if labels:
+                ans["cls"] = list(labels)
+                if user_cls_scores:
+                    ans[CLS_SCORES] = labels
+            out.append(ans)
+        return out[0] if single else out
 
     def _iterate(self, inputs: Iterable, batch_size: int, pre: dict, fwd: dict, post: dict) -> Iterator[dict]:
         images = pre.pop("images", None)
@@ -339,10 +438,12 @@ class UniversalIEPipeline(Pipeline):
             "single": model_inputs["single"],
         }
 
-    def postprocess(self, model_outputs: dict[str, Any], threshold: float | None = None, return_scores: bool = True):
+    def postprocess(self, model_outputs: dict[str, Any], threshold: float | None = None, return_scores: bool = True,
+                    return_cls_scores: bool = False):
         answers = self.processor.post_process_extraction(
             model_outputs["logits"], {"meta": model_outputs["meta"]}, threshold=threshold, return_scores=return_scores,
-            **self._quiet_decode(),
+            # cls_scores only when asked: a processor written before it (or a spy) keeps working
+            **({"cls_scores": True} if return_cls_scores else {}), **self._quiet_decode(),
         )
         # budget-cut answers are flagged per record; the call warns once for all of its batches (__call__)
         ids = {m.record_index: m.record_id for m in model_outputs["meta"]}

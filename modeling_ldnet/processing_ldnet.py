@@ -413,6 +413,7 @@ class LDNetProcessor(ProcessorMixin):
         return_scores: bool = False,
         warn: bool = True,
         span_hygiene: str | None = None,
+        cls_scores: bool = False,
     ) -> list[dict]:
         """Decode ``[B, 3, L, L]`` logits (as the model returns them) into one unified ``ans`` dict per record.
 
@@ -422,7 +423,7 @@ class LDNetProcessor(ProcessorMixin):
         ``"decode_truncated": True``, and the call logs one warning (``warn=False``: the caller reports it).
         ``span_hygiene`` (``"merge"`` / ``"suppress"``; default ``None``, the exact decoder that round trips gold):
         fold punctuation variants of one answer (``answers_ldnet.span_hygiene``; the pipeline passes the model's
-        ``config.decode_span_hygiene``).
+        ``config.decode_span_hygiene``). ``cls_scores`` adds ``"cls_scores": {label: score}`` beside ``cls``.
 
         NaN scores (a broken model: fp16 overflow, diverged training) raise ``ValueError`` naming the records: they
         would otherwise decode to empty answers without a word.
@@ -438,6 +439,7 @@ class LDNetProcessor(ProcessorMixin):
             return_scores=return_scores,
             warn=warn,
             span_hygiene=span_hygiene,
+            cls_scores=cls_scores,
         )
         # windows cut in the last call (the trainer's eval counter); the per-record flag is the thread-safe signal
         self.last_decode_budget_exhausted = report.windows_cut

@@ -95,7 +95,10 @@ def ent(**kw) -> dict:
 PIPELINE_CASES = [
     # schema argument
     ("schema-unknown-key", lambda ie: ie(TEXT, schema={"entity": ["person"]}), (ValueError, "'entity' (did you mean 'ent'?)")),
-    ("schema-unknown-relations", lambda ie: ie(TEXT, schema={"relations": ["x"]}), (ValueError, "did you mean 'rel'")),
+    # ("relations" alone is a GLiNER2 schema, docs/gliner2.md; "relation" is neither form)
+    ("schema-unknown-relation", lambda ie: ie(TEXT, schema={"relation": ["x"]}), (ValueError, "did you mean 'rel'")),
+    ("schema-gliner2-mixed", lambda ie: ie(TEXT, schema={"relations": ["x"], "ent": ["person"]}),
+     (ValueError, "'relations' (did you mean 'rel'?)")),
     ("schema-unknown-mixed", lambda ie: ie(TEXT, schema={"ent": ["x"], "evnt": {}}), (ValueError, "'evnt' (did you mean 'event'?)")),
     ("schema-not-dict", lambda ie: ie(TEXT, schema=["person"]), (TypeError, "schema: expected a dict")),
     ("schema-str", lambda ie: ie(TEXT, schema="person"), (TypeError, "got str")),

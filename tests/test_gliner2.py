@@ -1,0 +1,144 @@
+"""GLiNER2-style schemas and output through ``pipeline("universal-ie")`` (gliner2_ldnet): exact answers from an oracle
+model whose logits are the gold links of known answers (link probability ``p`` per label), so routing, per-label
+thresholds, classification passes and the output shape are checked item by item."""
+
+from __future__ import annotations
+
+import math
+
+import ldnet_tiny
+import pytest
+import torch
+from transformers import pipeline
+
+from modeling_ldnet import LDNetProcessor
+from modeling_ldnet.gliner2_ldnet import is_gliner2_schema, parse_gliner2_schema
+from modeling_ldnet.modeling_ldnet import LDNetOutput
+
+TEXT = "Jerry Smith works for Acme Corp in Boston ."
+JERRY, ACME, BOSTON = [0, 11], [22, 31], [35, 41]
+#: the oracle's gold answers, with the link probability of each label
+GOLD_ENT = [("person", JERRY), ("company", ACME), ("city", BOSTON)]
+GOLD_REL = [("works for", JERRY, ACME), ("located in", ACME, BOSTON)]
+GOLD_CLS = ["business", "positive"]
+PROB = {"person": 0.9, "company": 0.7, "city": 0.4, "works for": 0.9, "located in": 0.6, "business": 0.8,
+        "sports": 0.3, "positive": 0.65, "negative": 0.55}
+
+
+class OracleProcessor(LDNetProcessor):
+    """Encodes records as usual and keeps oracle logits for them: -10 everywhere, each gold link of the answers above
+    (restricted to the record's schema) at the logit of its label's probability (a link shared by several labels
+    takes the highest)."""
+
+    def __call__(self, records, *args, **kwargs):
+        enc = super().__call__(records, *args, **kwargs)
+        b, length = enc["input_ids"].shape
+        logits = torch.full((b, 3, length, length), -10.0)
+        for row, r in enumerate(records):
+            schema = r["schema"]
+            ents, rels, clss = (list(schema.get(k) or []) for k in ("ent", "rel", "cls"))
+            per_label = [(t, {"ent": [{"type": t, "text": TEXT[s[0]:s[1]], "span": s}]}) for t, s in GOLD_ENT if t in ents]
+            per_label += [(r_, {"rel": [{"relation": r_, "head": {"text": TEXT[h[0]:h[1]], "span": h},
+                                         "tail": {"text": TEXT[t[0]:t[1]], "span": t}}]}) for r_, h, t in GOLD_REL if r_ in rels]
+            per_label += [(c, {"cls": [c]}) for c in GOLD_CLS if c in clss]
+            for label, ans in per_label:
+                links = super().__call__([{**r, "ans": ans}], *args, **{**kwargs, "return_gold": True})["span_graph_links"]
+                for _, c, i, j in links.tolist():
+                    logits[row, c, i, j] = max(float(logits[row, c, i, j]), math.log(PROB[label] / (1 - PROB[label])))
+        self.oracle_logits = logits
+        return enc
+
+
+@pytest.fixture(scope="module")
+def ie():
+    proc = OracleProcessor(tokenizer=ldnet_tiny.tokenizer(), max_length=96)
+    model = ldnet_tiny.tiny_model(proc).eval()
+    model.forward = lambda **kw: LDNetOutput(logits=proc.oracle_logits, label_drop_probs=None)
+    return pipeline("universal-ie", model=model, processor=proc, device="cpu")
+
+
+def test_oracle_is_exact(ie):
+    out = ie(TEXT, schema={"ent": ["person", "company", "city"], "rel": ["works for", "located in"]})
+    assert {(e["type"], tuple(e["span"]), round(e["score"], 2)) for e in out["ent"]} == {
+        ("person", (0, 11), 0.9), ("company", (22, 31), 0.7)}  # city (0.4) is below the model's 0.5
+    # a relation's chain holds its arguments' span links: located in scores 0.6 although city alone is 0.4
+    assert {(r["relation"], r["head"]["text"], r["tail"]["text"], round(r["score"], 2)) for r in out["rel"]} == {
+        ("works for", "Jerry Smith", "Acme Corp", 0.9), ("located in", "Acme Corp", "Boston", 0.6)}
+
+
+def test_entities_and_relations_in_gliner2_shape(ie):
+    schema = {"entities": {"person": "a human being", "company": None, "city": {"threshold": 0.3}},
+              "relations": ["works for", "located in"]}
+    assert ie(TEXT, schema=schema, output_format="gliner2") == {
+        "entities": {"person": ["Jerry Smith"], "company": ["Acme Corp"], "city": ["Boston"]},
+        "relation_extraction": {"works for": [("Jerry Smith", "Acme Corp")], "located in": [("Acme Corp", "Boston")]},
+    }
+    out = ie(TEXT, schema=schema, output_format="gliner2", include_confidence=True, include_spans=True)
+    assert out["entities"]["city"] == [{"text": "Boston", "confidence": pytest.approx(0.4, abs=1e-4), "start": 35, "end": 41}]
+    assert out["relation_extraction"]["works for"] == [{
+        "head": {"text": "Jerry Smith", "confidence": pytest.approx(0.9, abs=1e-4), "start": 0, "end": 11},
+        "tail": {"text": "Acme Corp", "confidence": pytest.approx(0.9, abs=1e-4), "start": 22, "end": 31}}]
+
+
+def test_label_thresholds_raise_and_lower(ie):
+    schema = {"entities": {"person": {"threshold": 0.95}, "company": {}, "city": {"threshold": 0.35}},
+              "relations": {"works for": {}, "located in": {"threshold": 0.65, "description": "where it is"}}}
+    out = ie(TEXT, schema=schema, output_format="gliner2")
+    # person 0.9 < its 0.95; company at the model's 0.5; city 0.4 >= 0.35 (a second pass at 0.35); located in 0.6
+    # < its 0.65
+    assert out["entities"] == {"person": [], "company": ["Acme Corp"], "city": ["Boston"]}
+    assert out["relation_extraction"] == {"works for": [("Jerry Smith", "Acme Corp")], "located in": []}
+    assert ie.last_report.records == 2  # the normal pass and the pass at 0.35
+
+
+def test_classifications_single_and_multi_label(ie):
+    schema = {"classifications": [
+        {"task": "topic", "labels": ["business", "sports"]},
+        {"task": "sentiment", "labels": {"positive": "good", "negative": None}, "multi_label": True, "cls_threshold": 0.6},
+    ]}
+    assert ie(TEXT, schema=schema, output_format="gliner2") == {"topic": "business", "sentiment": ["positive"]}
+    out = ie([TEXT, {"text": TEXT}], schema=schema, output_format="gliner2", include_confidence=True)
+    assert out[0] == out[1] == {"topic": {"label": "business", "confidence": pytest.approx(0.8, abs=1e-4)},
+                                "sentiment": [{"label": "positive", "confidence": pytest.approx(0.65, abs=1e-4)}]}
+    # the unified output by default: the classes of every task
+    assert ie(TEXT, schema=schema)["cls"] == ["business", "positive"]
+
+
+def test_ldnet_schema_in_gliner2_shape(ie):
+    out = ie({"text": TEXT, "schema": {"ent": ["city", "person"], "cls": ["business", "sports"]}}, output_format="gliner2")
+    assert out == {"entities": {"city": [], "person": ["Jerry Smith"]}, "classification": ["business"]}
+    with pytest.raises(ValueError, match=r"schema\.event has no GLiNER2 output form"):
+        ie(TEXT, schema={"event": {"attack": ["attacker"]}}, output_format="gliner2")
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ({"entities": ["person"], "relation": ["x"]}, r"^relation: unknown GLiNER2 schema key"),
+        ({"entities": {"person": {"threshold": 1.5}}}, r"^entities\.person\.threshold: a threshold must be a number in \[0, 1\]"),
+        ({"entities": {"person": {"dtype": "int"}}}, r"^entities\.person\.dtype: must be one of \['list', 'str'\]"),
+        ({"entities": {"person": {"colour": "red"}}}, r"^entities\.person\.colour: unknown key"),
+        ({"entities": {"person": ""}}, r"^entities\.person: a description must be a non-empty string"),
+        ({"entities": []}, r"^entities: no labels"),
+        ({"classifications": [{"task": "t", "labels": []}]}, r"^classifications\[0\]\.labels: no labels"),
+        ({"classifications": [{"task": "t", "labels": ["a"], "multi_label": "yes"}]},
+         r"^classifications\[0\]\.multi_label: must be true or false"),
+        ({"classifications": [{"task": "t", "labels": ["a"]}, {"task": "t", "labels": ["b"]}]},
+         r"^classifications: duplicate task 't'"),
+        ({"structures": {"product": {"fields": [{"name": "price", "dtype": "str"}]}}},
+         r"^structures: GLiNER2 JSON structures are not supported by LDNet yet"),
+    ],
+)
+def test_bad_schemas_name_the_key_path(schema, message):
+    assert is_gliner2_schema(schema) == (set(schema) <= {"entities", "relations", "classifications", "structures"})
+    with pytest.raises(ValueError, match=message):
+        parse_gliner2_schema(schema)
+
+
+def test_bad_arguments_fail_before_any_work(ie):
+    with pytest.raises(ValueError, match="output_format must be one of"):
+        ie(TEXT, schema={"ent": ["person"]}, output_format="json")
+    with pytest.raises(ValueError, match="include_spans goes with output_format='gliner2'"):
+        ie(TEXT, schema={"ent": ["person"]}, include_spans=True)
+    with pytest.raises(ValueError, match=r"^inputs\[1\]\.schema\.entities: no labels"):
+        ie([TEXT, {"text": TEXT, "schema": {"entities": []}}], schema={"entities": ["person"]})
