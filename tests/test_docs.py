@@ -40,6 +40,8 @@ DOCS = REPO / "docs"
 CHECKED = ["README.md", *sorted(str(p.relative_to(REPO)) for p in DOCS.glob("*.md"))]
 #: folders `make demo` writes (examples/demo.py: LDNET_DEMO_OUT, default runs/demo; model + processor in model/)
 DEMO_WRITES = ("runs/demo", "runs/demo/model")
+#: folders the other make targets write
+MAKE_WRITES = {"demo": DEMO_WRITES, "generalist": ("runs/generalist",)}
 #: budget the chain tests give the demo (environment knobs of examples/demo.py) and the training commands
 DEMO_BUDGET = {"LDNET_DEMO_STEPS": "2", "LDNET_DEMO_TRAIN": "8", "LDNET_DEMO_DEV": "4", "LDNET_DEMO_THREADS": "1"}
 TRAIN_BUDGET = ("--max_steps 2 --max_train_samples 8 --max_eval_samples 4 --max_predict_samples 4 "
@@ -296,8 +298,7 @@ def _check_page(name: str, workspace: set[str] | None = None) -> list[str]:
                 for t in words[1:]:
                     if t not in targets:
                         problems.append(f"{where}: no make target {t!r}")
-                    if t == "demo":
-                        written.update(DEMO_WRITES)
+                    written.update(MAKE_WRITES.get(t, ()))
                 continue
             if tool == "bash":  # a repository script: it must exist
                 if len(words) < 2 or not (REPO / words[1]).is_file():

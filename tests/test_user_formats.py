@@ -651,3 +651,53 @@ def test_ldnet_train_card_and_config_record_schema_data_metrics(brat_run):
     table = card.split("## Metrics")[1].split("## Usage")[0]
     dev_row = next(row for row in table.splitlines() if row.startswith("| dev |"))
     assert f"{res['eval_rel_strict_f1']:.2f}" in dev_row
+
+
+# ------------------------------------------------------------------------------------------------------------ GLiNER2
+
+GL2_TRAIN = [
+    {"input": "Tim Cook leads Apple . Apple is in Cupertino .",
+     "output": {"entities": {"person": ["Tim Cook"], "company": ["Apple"], "city": ["Cupertino", "Paris"]},
+                "entity_descriptions": {"company": "a business"},
+                "relations": [{"ceo of": {"head": "Tim Cook", "tail": "Apple"}}],
+                "classifications": [{"task": "topic", "labels": ["tech", "sports"], "true_label": ["tech"]}],
+                "json_structures": [{"company": {"name": "Apple"}}]}},
+    {"id": "x2", "text": "Ann met Bob .",
+     "schema": {"entities": {"person": [{"text": "Bob", "start": 8, "end": 11}]},
+                "relations": [{"met": {"head": {"text": "Ann", "start": 0, "end": 3},
+                                       "tail": {"text": "Bob", "start": 8, "end": 11}}}]}},
+]
+
+
+def test_gliner2_training_jsonl(proc, tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in GL2_TRAIN), encoding="utf-8")
+    assert detect_format(path) == "gliner2" and detect_format(f"gliner2:{path}") == "gliner2"
+    dd, rep = convert_user_data(path)
+    out = records(dd)["train"]
+    assert [r["id"] for r in out] == ["train.0", "x2"]
+    assert out[0]["schema"]["ent"] == ["city", "company", "person"] and out[0]["schema"]["rel"] == ["ceo of", "met"]
+    assert out[0]["schema"]["cls"] == ["sports", "tech"]
+    assert out[0]["descriptions"] == [{"task": "ent", "label": "company", "description": "a business"}]
+    text = GL2_TRAIN[0]["input"]
+    # "Apple" occurs twice: every occurrence tagged (noted); "Paris" is not in the text: dropped and counted
+    assert sorted(ents(out[0])) == sorted([("person", "Tim Cook", (0, 8)), ("company", "Apple", (15, 20)),
+                                           ("company", "Apple", (23, 28)), ("city", "Cupertino", (35, 44))])
+    assert out[0]["ans"]["rel"] == [{"relation": "ceo of", "head": {"text": "Tim Cook", "span": [0, 8]},
+                                     "tail": {"text": "Apple", "span": [15, 20]}}]  # the closest pair
+    assert out[0]["ans"]["cls"] == ["tech"]
+    assert ents(out[1]) == [("person", "Bob", (8, 11))]
+    assert out[1]["ans"]["rel"][0]["head"] == {"text": "Ann", "span": [0, 3]}
+    assert rep.drops == {"train": {"mention not found in passage": 1, "json structure (not supported)": 1}}
+    assert rep.notes["train"]["ambiguous mention (every occurrence tagged)"] == 1
+    assert rep.notes["train"]["ambiguous relation argument (closest pair used)"] == 1
+    assert text[15:20] == "Apple"
+    assert_roundtrip(proc, out)
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"input": "a b", "output": {"entity": {"x": ["a"]}}}) + "\n")
+    with pytest.raises(SourceFormatError, match=r"bad\.jsonl:1: field 'output\.entity': unknown key"):
+        convert_user_data(bad, fmt="gliner2")
+    bad.write_text(json.dumps({"input": "a b", "output": {"entities": {"x": [{"text": "b", "start": 0, "end": 1}]}}}) + "\n")
+    with pytest.raises(SourceFormatError, match=r"output\.entities\.x\[0\]: .* is not \[start, end\) of its text"):
+        convert_user_data(bad, fmt="gliner2")

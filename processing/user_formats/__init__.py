@@ -7,6 +7,7 @@ Registered in ``processing.BENCHMARKS`` like the benchmark converters, so the dr
     python -m processing convert spacy    corpus/train.spacy out/spacy    [--spans-key sc]
     python -m processing convert labelstudio export.json     out/ls       [--text-key text]
     python -m processing convert gliner   pilener_train.json out/gliner
+    python -m processing convert gliner2  train.jsonl        out/gliner2
     python -m processing convert brat     brat_corpus/       out/brat     [--segment line]
 
     >>> from processing.user_formats import convert_user_data
@@ -23,7 +24,7 @@ from typing import Any
 
 from ..convert import ConversionReport, convert_benchmark
 from ..registry import Benchmark, register
-from . import bio, brat, docbin, gliner, labelstudio
+from . import bio, brat, docbin, gliner, gliner2, labelstudio
 from ._common import AUTO_INSTRUCTION
 from .detect import (
     FORMATS,
@@ -66,6 +67,12 @@ register(Benchmark(
     name="gliner", task="ner", read_splits=gliner.read_splits, instruction=AUTO_INSTRUCTION,
     source="GLiNER training data JSON / JSONL (tokenized_text + ner [start, end_inclusive, label])",
     status="fixture", how_to_obtain=_OBTAIN.format("GLiNER training data"),
+    options={"label_map": _LABEL_MAP},
+))
+register(Benchmark(
+    name="gliner2", task="re", read_splits=gliner2.read_splits, instruction=AUTO_INSTRUCTION,
+    source="GLiNER2 training JSONL ({input, output: {entities, entity_descriptions, relations, classifications}})",
+    status="fixture", how_to_obtain=_OBTAIN.format("GLiNER2 training data"),
     options={"label_map": _LABEL_MAP},
 ))
 register(Benchmark(

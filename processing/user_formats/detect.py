@@ -4,10 +4,11 @@
 
 ===================================  ==============================================================================
 ``FORMAT:path`` prefix               that format (``bio``/``conll``, ``spacy``, ``labelstudio``, ``gliner``,
-                                     ``brat``), e.g. ``--train_file conll:data/train.tsv``
+                                     ``gliner2``, ``brat``), e.g. ``--train_file gliner2:data.jsonl``
 ``*.spacy``                          spaCy DocBin
 ``*.ann``, or ``*.txt`` next to one  brat standoff
-``*.json`` / ``*.jsonl``             first item has ``tokenized_text`` -> GLiNER; ``data`` + ``annotations`` ->
+``*.json`` / ``*.jsonl``             first item has ``tokenized_text`` -> GLiNER; ``input`` + ``output`` (or
+                                     ``text`` + a GLiNER2 ``schema``) -> GLiNER2; ``data`` + ``annotations`` ->
                                      Label Studio; otherwise the unified format
 ``*.conll *.bio *.iob* *.bioes``     CoNLL / BIO columns (``*.tsv`` / ``*.txt`` too when the first line has at
                                      least two columns)
@@ -29,7 +30,7 @@ from . import bio
 logger = logging.getLogger(__name__)
 
 #: user formats -> registry name (``processing.BENCHMARKS``); ``unified`` = already converted
-FORMATS = ("unified", "bio", "spacy", "labelstudio", "gliner", "brat")
+FORMATS = ("unified", "bio", "spacy", "labelstudio", "gliner", "gliner2", "brat")
 ALIASES = {
     "conll": "bio", "iob": "bio", "iob1": "bio", "iob2": "bio", "bioes": "bio", "bilou": "bio",
     "docbin": "spacy", "label-studio": "labelstudio", "label_studio": "labelstudio", "ls": "labelstudio",
@@ -78,6 +79,10 @@ def _json_kind(path: Path) -> str:
     if isinstance(item, dict):
         if "tokenized_text" in item and "ner" in item:
             return "gliner"
+        if ("input" in item and isinstance(item.get("output"), dict)) or (
+                "text" in item and isinstance(item.get("schema"), dict)
+                and set(item["schema"]) & {"entities", "classifications", "json_structures"}):
+            return "gliner2"
         if isinstance(item.get("data"), dict) and any(k in item for k in ("annotations", "completions")):
             return "labelstudio"
     return "unified"
@@ -123,7 +128,7 @@ def detect_format(path: str | Path) -> str:
         return "brat"
     files = sorted(f for f in p.iterdir() if f.is_file())
     kinds = {_file_format(f) for f in files if not f.name.startswith(".")}
-    for kind in ("spacy", "labelstudio", "gliner", "bio"):
+    for kind in ("spacy", "labelstudio", "gliner", "gliner2", "bio"):
         if kind in kinds:
             return kind
     return "unified"
