@@ -29,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .schema import DESCRIPTIONS, check_schema_fields
+
 #: keys of a GLiNER2 schema dict
 GLINER2_KEYS: tuple[str, ...] = ("entities", "relations", "classifications", "structures")
 #: ``output_format`` values of the pipeline
@@ -321,13 +323,79 @@ def to_gliner2_output(
     return out
 
 
+#: one pass of a call: (input index, pass name, LDNet record, threshold or None for the call's)
+Job = tuple[int, str, dict, "float | None"]
+
+
+def expand_inputs(items: Sequence[Any], call_schema: Any, base: Any, single: bool) -> tuple[list[Gliner2Plan], list[Job]]:
+    """The plan of every input (texts or records; a record's own schema wins over ``call_schema``) and the LDNet
+    passes to run: for a GLiNER2 schema an entity / relation pass (plus one at a lower threshold when a label asks
+    for it) and one ``cls`` pass per task; for an LDNet schema shown in GLiNER2's shape, one pass. ``base``: the
+    call's threshold. Raises ``ValueError`` naming ``schema`` / ``inputs[i].schema`` and the key path."""
+    plans: list[Gliner2Plan] = []
+    jobs: list[Job] = []
+    for i, x in enumerate(items):
+        rec = {"text": x} if isinstance(x, str) else dict(x)
+        schema = rec.pop("schema", None)
+        schema = call_schema if schema is None else schema
+        where = "schema" if single or schema is call_schema else f"inputs[{i}].schema"
+        if is_gliner2_schema(schema):
+            plan = parse_gliner2_schema(schema, where)
+            extraction = plan.extraction_schema()
+            if extraction:
+                jobs.append((i, "extraction", {**rec, "schema": extraction}, None))
+                low = decode_threshold(base, plan, "extraction")
+                if low is not None:
+                    jobs.append((i, "extraction_low", {**rec, "schema": extraction}, low))
+            for task in plan.tasks:
+                jobs.append((i, f"task:{task.name}", {**rec, "schema": {"cls": dict(task.labels)}},
+                             decode_threshold(base, plan, task.name)))
+        else:  # an LDNet schema shown in GLiNER2's shape: one pass, as the model was trained
+            check_schema_fields(schema, f"universal-ie: {where}")
+            other = sorted(k for k, v in (schema or {}).items() if v and k not in ("ent", "rel", "cls", DESCRIPTIONS))
+            if other:
+                raise ValueError(f"universal-ie: {where}.{other[0]} has no GLiNER2 output form (entities, relations "
+                                 "and classes only); use output_format='ldnet'")
+            plan = plan_from_ldnet_schema(schema or {})
+            jobs.append((i, "extraction", {**rec, "schema": schema}, None))
+        plans.append(plan)
+    return plans, jobs
+
+
+def assemble_outputs(plans: Sequence[Gliner2Plan], results: Mapping[tuple[int, str], dict], base: Any,
+                     output_format: str, include_confidence: bool = False, include_spans: bool = False,
+                     cls_scores: bool = False) -> list[dict]:
+    """One answer per input from the passes' answers (``results[(input index, pass name)]``, decoded with scores and
+    ``cls_scores``): GLiNER2's result dict, or LDNet's unified ``ans`` (classes of every task in ``cls``, plus
+    ``cls_scores`` when asked)."""
+    out = []
+    for i, plan in enumerate(plans):
+        main = results.get((i, "extraction"), {})
+        extraction = merge_extraction(main, results.get((i, "extraction_low")), plan, base)
+        classes = {t.name: classify(results.get((i, f"task:{t.name}"), main), t) for t in plan.tasks}
+        if output_format == "gliner2":
+            out.append(to_gliner2_output(extraction, classes, plan, include_confidence, include_spans))
+            continue
+        ans = {k: v for k, v in extraction.items() if k not in ("cls", "cls_scores")}
+        labels = {lab: s for found in classes.values() for lab, s in found.items()}
+        if labels:
+            ans["cls"] = list(labels)
+            if cls_scores:
+                ans["cls_scores"] = labels
+        out.append(ans)
+    return out
+
+
 __all__ = [
     "GLINER2_KEYS",
     "OUTPUT_FORMATS",
     "ClassificationTask",
     "Gliner2Plan",
+    "Job",
+    "assemble_outputs",
     "classify",
     "decode_threshold",
+    "expand_inputs",
     "is_gliner2_schema",
     "merge_extraction",
     "parse_gliner2_schema",

@@ -24,17 +24,8 @@ from typing import Any
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .answers_ldnet import CLS_SCORES, DECODE_TRUNCATED
-from .gliner2_ldnet import (
-    OUTPUT_FORMATS,
-    classify,
-    decode_threshold,
-    is_gliner2_schema,
-    merge_extraction,
-    parse_gliner2_schema,
-    plan_from_ldnet_schema,
-    to_gliner2_output,
-)
+from .answers_ldnet import DECODE_TRUNCATED
+from .gliner2_ldnet import OUTPUT_FORMATS, assemble_outputs, expand_inputs, is_gliner2_schema
 from .processing_ldnet import EncodingReport, LDNetProcessor
 from .schema import (
     DESCRIPTIONS,
@@ -291,31 +282,8 @@ class UniversalIEPipeline(Pipeline):
         base = kwargs.pop("threshold", None)
         base = self.processor.threshold if base is None else check_threshold(base, "universal-ie: threshold")
         user_cls_scores = kwargs.pop("return_cls_scores", False)
-        plans, jobs = [], []  # jobs: (input index, pass, record, threshold or None)
-        for i, x in enumerate(items):
-            rec = {"text": x} if isinstance(x, str) else dict(x)
-            schema = rec.pop("schema", None)
-            schema = call_schema if schema is None else schema
-            where = "schema" if single or schema is call_schema else f"inputs[{i}].schema"
-            if is_gliner2_schema(schema):
-                plan = parse_gliner2_schema(schema, where)
-                if plan.extraction_schema():
-                    jobs.append((i, "extraction", {**rec, "schema": plan.extraction_schema()}, None))
-                    low = decode_threshold(base, plan, "extraction")
-                    if low is not None:
-                        jobs.append((i, "extraction_low", {**rec, "schema": plan.extraction_schema()}, low))
-                for task in plan.tasks:
-                    jobs.append((i, f"task:{task.name}", {**rec, "schema": {"cls": dict(task.labels)}},
-                                 decode_threshold(base, plan, task.name)))
-            else:  # an LDNet schema shown in GLiNER2's shape: one pass, as the model was trained
-                check_schema_fields(schema, f"universal-ie: {where}")
-                other = sorted(k for k, v in (schema or {}).items() if v and k not in ("ent", "rel", "cls", DESCRIPTIONS))
-                if other:
-                    raise ValueError(f"universal-ie: {where}.{other[0]} has no GLiNER2 output form (entities, "
-                                     "relations and classes only); use output_format='ldnet'")
-                plan = plan_from_ldnet_schema(schema or {})
-                jobs.append((i, "extraction", {**rec, "schema": schema}, None))
-            plans.append(plan)
+        user_scores = bool(kwargs.pop("return_scores", True))
+        plans, jobs = expand_inputs(items, call_schema, base, single)
         results: dict[tuple[int, str], dict] = {}
         report = EncodingReport()
         for thr in dict.fromkeys(j[3] for j in jobs):
@@ -325,21 +293,10 @@ class UniversalIEPipeline(Pipeline):
             report.merge(self.last_report)
             results.update({(j[0], j[1]): a for j, a in zip(group, answers)})
         self._local.report = report
-        out = []
-        for i, plan in enumerate(plans):
-            main = results.get((i, "extraction"), {})
-            extraction = merge_extraction(main, results.get((i, "extraction_low")), plan, base)
-            classes = {t.name: classify(results.get((i, f"task:{t.name}"), main), t) for t in plan.tasks}
-            if output_format == "gliner2":
-                out.append(to_gliner2_output(extraction, classes, plan, include_confidence, include_spans))
-                continue
-            ans = {k: v for k, v in extraction.items() if k not in ("cls", CLS_SCORES)}
-            labels = {lab: s for found in classes.values() for lab, s in found.items()}
-            if labels:
-                ans["cls"] = list(labels)
-                if user_cls_scores:
-                    ans[CLS_SCORES] = labels
-            out.append(ans)
+        out = assemble_outputs(plans, results, base, output_format, include_confidence, include_spans, user_cls_scores)
+        if output_format == "ldnet" and not user_scores:
+            out = [{k: [{f: v for f, v in x.items() if f != "score"} for x in items] if k in ("ent", "rel") else items
+                    for k, items in ans.items()} for ans in out]
         return out[0] if single else out
 
     def _iterate(self, inputs: Iterable, batch_size: int, pre: dict, fwd: dict, post: dict) -> Iterator[dict]:

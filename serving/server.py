@@ -26,14 +26,16 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, Security
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, Tag, model_validator
 
 # Only light imports up here: ``ldnet-serve --help`` must not load torch / transformers (they load in main()).
 
@@ -121,6 +123,66 @@ class Schema(BaseModel):
         "stores them)")
 
 
+class EntityConfig(BaseModel):
+    """A GLiNER2 entity type's settings."""
+
+    model_config = _STRICT
+
+    description: str | None = None
+    threshold: float | None = Field(None, ge=0.0, le=1.0, description="this type's own threshold")
+    dtype: Literal["list", "str"] | None = Field(None, description="'str': the best mention only")
+
+
+class RelationConfig(BaseModel):
+    """A GLiNER2 relation type's settings."""
+
+    model_config = _STRICT
+
+    description: str | None = None
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class ClassificationIn(BaseModel):
+    """A GLiNER2 classification task."""
+
+    model_config = _STRICT
+
+    task: str
+    labels: Labels
+    multi_label: StrictBool = False
+    cls_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    label_descriptions: dict[str, str] | None = None
+
+
+class Gliner2Schema(BaseModel):
+    """GLiNER2's schema dict (docs/gliner2.md): ``entities`` / ``relations`` (a list, or type -> description /
+    settings) and ``classifications``; ``structures`` are refused (not supported by LDNet yet)."""
+
+    model_config = _STRICT
+
+    entities: list[str] | dict[str, str | EntityConfig | None] | None = None
+    relations: list[str] | dict[str, str | RelationConfig | None] | None = None
+    classifications: list[ClassificationIn] | None = None
+    structures: dict[str, Any] | None = None
+
+
+#: the keys that make a schema GLiNER2's (``modeling_ldnet.gliner2_ldnet.GLINER2_KEYS``, not imported before --help)
+GLINER2_SCHEMA_KEYS = ("entities", "relations", "classifications", "structures")
+
+
+def _schema_kind(value: Any) -> str:
+    if isinstance(value, Gliner2Schema):
+        return "gliner2"
+    if isinstance(value, dict) and value and set(value) <= set(GLINER2_SCHEMA_KEYS):
+        return "gliner2"
+    return "ldnet"
+
+
+#: an LDNet schema or a GLiNER2 one, told apart by its keys (errors then name the fields of the right model)
+AnySchema = Annotated[Annotated[Schema, Tag("ldnet")] | Annotated[Gliner2Schema, Tag("gliner2")],
+                      Discriminator(_schema_kind)]
+
+
 class RecordIn(BaseModel):
     """A unified record (``schema`` / ``instruction`` default to the request's)."""
 
@@ -128,7 +190,7 @@ class RecordIn(BaseModel):
 
     id: str | int | None = None
     text: str
-    schema_: Schema | None = Field(None, alias="schema")
+    schema_: AnySchema | None = Field(None, alias="schema")
     instruction: str | None = None
     bg: str = ""
 
@@ -152,13 +214,17 @@ class ExtractRequest(BaseModel):
     text: str | None = None
     texts: list[str] | None = None
     records: list[RecordIn] | None = None
-    schema_: Schema | None = Field(None, alias="schema")
+    schema_: AnySchema | None = Field(None, alias="schema")
     instruction: str | None = Field(
         None, description="None: a paper-style instruction from the schema; '' for none; for QA, the question"
     )
     bg: str | None = Field(None, description="background / second segment for `text` / `texts`")
     threshold: float | None = Field(None, gt=0.0, lt=1.0, description="decoding threshold (default: the model's)")
     return_scores: StrictBool = True
+    output_format: Literal["ldnet", "gliner2"] = Field(
+        "ldnet", description="'gliner2': GLiNER2's result dict per input (docs/gliner2.md)")
+    include_confidence: StrictBool = Field(False, description="with output_format 'gliner2': confidences")
+    include_spans: StrictBool = Field(False, description="with output_format 'gliner2': character offsets")
     adapter: str | None = Field(None, description="a LoRA adapter served with --adapter NAME=PATH (default: the base)")
 
     @model_validator(mode="after")
@@ -170,7 +236,7 @@ class ExtractRequest(BaseModel):
 
 
 class ExtractResponse(BaseModel):
-    results: list[dict[str, Any]] = Field(description="one unified `ans` dict per input text / record")
+    results: list[dict[str, Any]] = Field(description="one unified `ans` dict (or GLiNER2 result dict) per input")
     backend: str
     warnings: list[str] = Field(default_factory=list, description="what the pipeline reported about this request "
                                 "(labels the model never saw in training, partial answers, ...)")
@@ -230,9 +296,35 @@ def _labels_of(task: str, value: Any) -> list[tuple[str, str, str]]:
     return [(x, f"{task}[{i}]", task) for i, x in enumerate(value)]
 
 
-def _schema_dict(schema: Schema, loc: list, limits: Limits, reserved: tuple[str, ...]) -> dict[str, Any]:
+def _gliner2_schema_dict(schema: Gliner2Schema, loc: list, limits: Limits, reserved: tuple[str, ...]) -> dict[str, Any]:
+    """A GLiNER2 schema for the pipeline, after ``gliner2_ldnet``'s checks (422 naming the key path) and the label
+    limits (count, length, tag-like spellings)."""
+    from modeling_ldnet.gliner2_ldnet import parse_gliner2_schema
+
+    out = schema.model_dump(exclude_none=True)
+    try:
+        plan = parse_gliner2_schema(out)
+    except ValueError as exc:
+        raise _invalid(loc, str(exc)) from None
+    labels = [(lab, f"entities.{lab}") for lab in plan.entities] + [(lab, f"relations.{lab}") for lab in plan.relations]
+    labels += [(lab, f"classifications.{t.name}.{lab}") for t in plan.tasks for lab in t.labels]
+    if len(labels) > limits.max_schema_labels:
+        raise _too_large(loc, f"{len(labels)} labels; the limit is {limits.max_schema_labels} (--max-schema-labels)")
+    reserved_upper = {r.upper() for r in reserved}
+    for label, where in labels:
+        if len(label) > limits.max_label_chars:
+            raise _too_large(loc, f"label {where} has {len(label)} characters; the limit is {limits.max_label_chars}")
+        tag = next((r for r in reserved_upper if r in label.upper()), None)
+        if tag is not None:
+            raise _invalid(loc, f"label {label!r} at {where} is spelled like the special token {tag}; rename it")
+    return out
+
+
+def _schema_dict(schema: Schema | Gliner2Schema, loc: list, limits: Limits, reserved: tuple[str, ...]) -> dict[str, Any]:
     """The schema for the pipeline, after the checks: label lists not all empty, no empty / duplicate /
     tag-like labels, label length and count limits. ``{label: description}`` dicts pass through as given."""
+    if isinstance(schema, Gliner2Schema):
+        return _gliner2_schema_dict(schema, loc, limits, reserved)
     out = schema.model_dump(exclude_none=True)
     descriptions = out.pop("descriptions", None)
     for task in ("hyper_rel", "event"):
@@ -285,6 +377,9 @@ def to_records(req: ExtractRequest, limits: Limits, reserved: tuple[str, ...] = 
     schema = _schema_dict(req.schema_, ["schema"], limits, reserved) if req.schema_ is not None else None
     _check_text(req.instruction, ["instruction"], limits)
     _check_text(req.bg, ["bg"], limits)
+    for name in ("include_confidence", "include_spans"):
+        if getattr(req, name) and req.output_format != "gliner2":
+            raise _invalid([name], f"`{name}` goes with output_format 'gliner2'")
     field = "records" if req.records is not None else "texts"
     items: list[Any] = req.records if req.records is not None else (req.texts if req.texts is not None else [req.text])
     if not items:
@@ -470,6 +565,8 @@ def create_app(pipe: Any, settings: ServerSettings | None = None, adapters: Any 
                           else _adapter_error(adapters, req.adapter))
                 raise _invalid(["adapter"], detail)
             target = adapter_batchers[req.adapter]
+        if req.output_format == "gliner2" or any(_schema_kind(r.get("schema")) == "gliner2" for r in records):
+            return await extract_gliner2(req, request, records, target)
         options: dict[str, Any] = {"return_scores": req.return_scores}
         if req.threshold is not None:
             options["threshold"] = req.threshold
@@ -495,6 +592,50 @@ def create_app(pipe: Any, settings: ServerSettings | None = None, adapters: Any 
             return Response(status_code=CLIENT_CLOSED_REQUEST)
         return ExtractResponse(results=answers, backend=backend, warnings=report_warnings(encoded.report, answers))
 
+    async def extract_gliner2(req: ExtractRequest, request: Request, records: list[dict], target: Any
+                              ) -> ExtractResponse | Response:
+        """GLiNER2 schemas / output (``gliner2_ldnet``): the passes of every record, grouped by threshold, each group
+        one batched job (the work budget counts them all); answers assembled per input."""
+        from modeling_ldnet.encoding_ldnet import EncodingReport
+        from modeling_ldnet.gliner2_ldnet import assemble_outputs, expand_inputs
+
+        base = req.threshold if req.threshold is not None else target.pipe.processor.threshold
+        try:
+            plans, jobs = expand_inputs(records, None, base, single=False)
+            groups = [[j for j in jobs if j[3] == thr] for thr in dict.fromkeys(j[3] for j in jobs)]
+            encoded = [await asyncio.to_thread(
+                target.encode, [j[2] for j in g], threshold=base if g[0][3] is None else g[0][3],
+                return_scores=True, return_cls_scores=True) for g in groups]
+        except (ValueError, TypeError) as exc:
+            raise _invalid([], str(exc)) from exc
+        cost = sum(e.cost for e in encoded)
+        if cost > limits.max_request_cost:
+            raise _too_large([], f"the request costs {cost:,} token-labels over its {len(jobs)} passes (text tokens x "
+                             f"schema labels): {cost - limits.max_request_cost:,} past the budget of "
+                             f"{limits.max_request_cost:,} (--max-request-cost)")
+        try:
+            futures = [target.enqueue(e) for e in encoded]
+        except BatcherClosed as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from exc
+        results: dict[tuple[int, str], dict] = {}
+        report = EncodingReport()
+        for g, e, future in zip(groups, encoded, futures):
+            try:
+                answers = await answers_or_cancel(future, request)
+            except (ValueError, TypeError) as exc:
+                raise _invalid([], str(exc)) from exc
+            if answers is None:
+                for other in futures:
+                    target.cancel(other)
+                return Response(status_code=CLIENT_CLOSED_REQUEST)
+            report.merge(e.report)
+            results.update({(j[0], j[1]): a for j, a in zip(g, answers)})
+        out = assemble_outputs(plans, results, base, req.output_format, req.include_confidence, req.include_spans)
+        if req.output_format == "ldnet" and not req.return_scores:
+            out = [{k: [{f: v for f, v in x.items() if f != "score"} for x in items] if k in ("ent", "rel") else items
+                    for k, items in ans.items()} for ans in out]
+        return ExtractResponse(results=out, backend=backend, warnings=report_warnings(report, out))
+
     @app.get("/health", response_model=HealthResponse)
     async def health() -> HealthResponse:
         """Liveness and the queue: pending requests / windows, the oldest one's age, recent p50 / p95 wait."""
@@ -519,6 +660,16 @@ def create_app(pipe: Any, settings: ServerSettings | None = None, adapters: Any 
     @app.exception_handler(BatcherClosed)
     async def _closed(_: Request, exc: BatcherClosed) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": str(exc)})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's 422, minus the tag of the schema union (``schema.ldnet.entity`` -> ``schema.entity``)
+        errors = []
+        for err in exc.errors():
+            loc = list(err.get("loc", ()))
+            loc = [x for i, x in enumerate(loc) if not (i and loc[i - 1] == "schema" and x in ("ldnet", "gliner2"))]
+            errors.append({**err, "loc": loc})
+        return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
 
     return app
 

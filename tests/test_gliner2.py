@@ -142,3 +142,10 @@ def test_bad_arguments_fail_before_any_work(ie):
         ie(TEXT, schema={"ent": ["person"]}, include_spans=True)
     with pytest.raises(ValueError, match=r"^inputs\[1\]\.schema\.entities: no labels"):
         ie([TEXT, {"text": TEXT, "schema": {"entities": []}}], schema={"entities": ["person"]})
+
+
+def test_unified_output_without_scores(ie):
+    out = ie(TEXT, schema={"entities": ["person"], "classifications": {"topic": ["business", "sports"]}},
+             return_scores=False, return_cls_scores=True)
+    assert out == {"ent": [{"type": "person", "text": "Jerry Smith", "span": [0, 11]}], "cls": ["business"],
+                   "cls_scores": {"business": pytest.approx(0.8, abs=1e-4)}}

@@ -4,6 +4,7 @@ cancellation, queue stats), limits and validation, API key, model card, offline 
 
 from __future__ import annotations
 
+import json
 import asyncio
 import os
 import signal
@@ -539,3 +540,28 @@ def test_ldnet_serve_process_answers_and_graceful_shutdown(model_dir, ie):
             proc.kill()
         out = proc.stdout.read()
     assert "Application shutdown complete" in out and "Finished server process" in out, out[-3000:]
+
+
+def test_gliner2_schemas_and_output(ie):
+    """A GLiNER2 schema / output_format over HTTP answers exactly what the pipeline answers (docs/gliner2.md)."""
+    g2 = {"entities": {"person": "a human being", "location": {"threshold": 0.3}, "organization": None},
+          "relations": {"work for": {"threshold": 0.7}, "live in": None},
+          "classifications": [{"task": "kind", "labels": ["news", "chat"], "multi_label": True, "cls_threshold": 0.2}]}
+    with TestClient(create_app(ie, ServerSettings(max_wait_ms=0))) as client:
+        shaped = client.post("/extract", json={"texts": TEXTS[:2], "schema": g2, "output_format": "gliner2",
+                                               "include_confidence": True, "include_spans": True})
+        unified = client.post("/extract", json={"records": [{"text": TEXTS[0], "schema": g2}]})
+        ours = client.post("/extract", json={"text": TEXTS[0], "schema": SCHEMA, "output_format": "gliner2"})
+        bad = client.post("/extract", json={"text": TEXTS[0], "schema": {"entities": {"person": {"threshold": 2}}}})
+        bad_key = client.post("/extract", json={"text": TEXTS[0], "schema": {"entities": ["person"], "structures":
+                                                                                {"p": {"fields": []}}}})
+        stray = client.post("/extract", json={"text": TEXTS[0], "schema": SCHEMA, "include_spans": True})
+    assert shaped.status_code == 200, shaped.text
+    expected = ie(TEXTS[:2], schema=g2, output_format="gliner2", include_confidence=True, include_spans=True)
+    assert json.loads(json.dumps(expected)) == shaped.json()["results"]
+    assert any(shaped.json()["results"][0]["entities"].values()), "the tiny model must find something to bite"
+    assert unified.json()["results"] == json.loads(json.dumps([ie({"text": TEXTS[0], "schema": g2})]))
+    assert ours.json()["results"] == json.loads(json.dumps([ie(TEXTS[0], schema=SCHEMA, output_format="gliner2")]))
+    assert bad.status_code == 422 and "threshold" in bad.text
+    assert bad_key.status_code == 422 and "structures: GLiNER2 JSON structures are not supported" in bad_key.text
+    assert stray.status_code == 422 and "include_spans" in stray.text
