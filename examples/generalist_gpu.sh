@@ -25,5 +25,4 @@ MINILM=$("$BIN/python" -c 'from processing.paths import minilm_path; print(minil
     --per_device_train_batch_size "$BATCH" --learning_rate 5.6e-4 --head_learning_rate 5.6e-3 --warmup_steps 0.05 \
     --lr_scheduler_type linear --train_sampling_strategy group_by_length --logging_steps 20 --corpus_loss_steps 200 \
     --save_strategy no --report_to none --seed "$SEED" $DEVICE_FLAGS "$@"
-"$BIN/python" bench/generalist.py calibrate --model "$OUTDIR" --apply --out_dir "$OUTDIR" --suffix _gpu
 "$BIN/python" bench/generalist.py zeroshot --model "$OUTDIR" --update_card --out_dir "$OUTDIR" --suffix _gpu

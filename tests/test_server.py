@@ -4,8 +4,8 @@ cancellation, queue stats), limits and validation, API key, model card, offline 
 
 from __future__ import annotations
 
-import json
 import asyncio
+import json
 import os
 import signal
 import socket
