@@ -5,11 +5,12 @@ A GLiNER2 schema (the dict its ``Schema`` builder produces, or written by hand) 
 * ``entities``: ``["person", ...]`` or ``{"person": "a human being" | None | {"description", "threshold", "dtype"}}``
   -> ``ent`` with label descriptions (``dtype`` ``"str"`` keeps the best mention only, ``"list"`` all of them);
 * ``relations``: the same forms (``description``, ``threshold``) -> ``rel``;
-* ``classifications``: ``[{"task", "labels", "multi_label", "cls_threshold", "label_descriptions"}]`` (or
+* ``classifications``: ``[{"task", "labels", "multi_label", "cls_threshold", "label_descriptions", "top_k"}]`` (or
   ``{task: labels | config}``); each task is its own ``cls`` pass over the text, so two tasks may share a label
   name. A single-label task answers its best class above the threshold (GLiNER2: the best class), a multi-label one
   every class above it;
-* ``structures`` (GLiNER2's JSON records): not supported by LDNet yet; refused with a message that says so.
+* ``structures`` (GLiNER2's JSON records), ``entity_attributes`` and a task's ``prompt`` / ``examples`` /
+  ``class_act``: not supported by LDNet yet; refused with a message that says so.
 
 A label's own ``threshold`` filters the decoded items of that label by score (a value below the pass's threshold
 decodes that pass again at the lower value, so nothing the label allows is missed). Errors are ``ValueError`` naming
@@ -32,12 +33,14 @@ from typing import Any
 from .schema import DESCRIPTIONS, check_schema_fields
 
 #: keys of a GLiNER2 schema dict
-GLINER2_KEYS: tuple[str, ...] = ("entities", "relations", "classifications", "structures")
+GLINER2_KEYS: tuple[str, ...] = ("entities", "relations", "classifications", "structures", "entity_attributes")
 #: ``output_format`` values of the pipeline
 OUTPUT_FORMATS: tuple[str, ...] = ("ldnet", "gliner2")
 _ENTITY_KEYS = ("description", "threshold", "dtype")
 _RELATION_KEYS = ("description", "threshold")
-_TASK_KEYS = ("task", "labels", "multi_label", "cls_threshold", "threshold", "label_descriptions", "prompt", "examples")
+_TASK_KEYS = ("task", "labels", "multi_label", "cls_threshold", "threshold", "label_descriptions", "top_k")
+#: GLiNER2 task keys that steer its own prompt / activation: refused (saying so) rather than ignored
+_TASK_UNSUPPORTED = ("prompt", "examples", "class_act")
 _DTYPES = ("list", "str")
 #: the smallest threshold the decoder takes (thresholds are probabilities in (0, 1); GLiNER2 allows 0)
 _MIN_THRESHOLD = 1e-4
@@ -80,6 +83,7 @@ class ClassificationTask:
     labels: dict[str, str | None]
     multi_label: bool = False
     threshold: float = 0.5
+    top_k: int | None = None  # at most this many classes (best first)
 
 
 @dataclass
@@ -141,6 +145,10 @@ def _task(name: Any, conf: Any, where: str) -> ClassificationTask:
         conf = {"labels": conf}
     if not isinstance(conf, Mapping):
         raise ValueError(f"{where}: expected a task dict {{'task', 'labels', ...}}, got {type(conf).__name__}")
+    unsupported = sorted(set(conf) & set(_TASK_UNSUPPORTED))
+    if unsupported:
+        raise ValueError(f"{_where(where, unsupported[0])}: GLiNER2's prompt / activation options are not supported by "
+                         "LDNet (its tasks read the labels, with their descriptions)")
     unknown = sorted(set(conf) - set(_TASK_KEYS), key=str)
     if unknown:
         raise ValueError(f"{_where(where, unknown[0])}: unknown key (allowed: {list(_TASK_KEYS)})")
@@ -170,9 +178,13 @@ def _task(name: Any, conf: Any, where: str) -> ClassificationTask:
     multi = conf.get("multi_label", False)
     if not isinstance(multi, bool):
         raise ValueError(f"{_where(where, 'multi_label')}: must be true or false, got {multi!r:.40}")
+    top_k = conf.get("top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"{_where(where, 'top_k')}: must be an integer >= 1, got {top_k!r:.40}")
     thr_key = "cls_threshold" if "cls_threshold" in conf else "threshold"
     thr = conf.get(thr_key)
-    return ClassificationTask(name, labels, multi, 0.5 if thr is None else _threshold(thr, _where(where, thr_key)))
+    return ClassificationTask(name, labels, multi, 0.5 if thr is None else _threshold(thr, _where(where, thr_key)),
+                              top_k)
 
 
 def parse_gliner2_schema(schema: Any, path: str = "") -> Gliner2Plan:
@@ -184,6 +196,9 @@ def parse_gliner2_schema(schema: Any, path: str = "") -> Gliner2Plan:
     if unknown:
         raise ValueError(f"{_where(path, unknown[0])}: unknown GLiNER2 schema key (allowed: {list(GLINER2_KEYS)})")
     plan = Gliner2Plan()
+    if schema.get("entity_attributes"):
+        raise ValueError(f"{_where(path, 'entity_attributes')}: GLiNER2 entity attributes are not supported by LDNet "
+                         "yet; ask for them as entity types or classes")
     if schema.get("structures"):
         raise ValueError(f"{_where(path, 'structures')}: GLiNER2 JSON structures are not supported by LDNet yet; "
                          "extract their fields as entities and relations (or events) instead")
@@ -264,7 +279,7 @@ def classify(answer: dict, task: ClassificationTask) -> dict[str, float]:
     scores = answer.get("cls_scores") or {}
     found = [(lab, float(scores.get(lab, 1.0))) for lab in answer.get("cls", []) if lab in task.labels]
     found = sorted((x for x in found if x[1] >= task.threshold), key=lambda x: -x[1])
-    return dict(found if task.multi_label else found[:1])
+    return dict(found[: task.top_k] if task.multi_label else found[:1])
 
 
 def to_gliner2_output(

@@ -152,6 +152,7 @@ class ClassificationIn(BaseModel):
     multi_label: StrictBool = False
     cls_threshold: float | None = Field(None, ge=0.0, le=1.0)
     label_descriptions: dict[str, str] | None = None
+    top_k: int | None = Field(None, ge=1, description="at most this many classes (multi-label)")
 
 
 class Gliner2Schema(BaseModel):
@@ -163,11 +164,12 @@ class Gliner2Schema(BaseModel):
     entities: list[str] | dict[str, str | EntityConfig | None] | None = None
     relations: list[str] | dict[str, str | RelationConfig | None] | None = None
     classifications: list[ClassificationIn] | None = None
-    structures: dict[str, Any] | None = None
+    structures: dict[str, Any] | None = Field(None, description="not supported yet: refused (422)")
+    entity_attributes: dict[str, Any] | None = Field(None, description="not supported yet: refused (422)")
 
 
 #: the keys that make a schema GLiNER2's (``modeling_ldnet.gliner2_ldnet.GLINER2_KEYS``, not imported before --help)
-GLINER2_SCHEMA_KEYS = ("entities", "relations", "classifications", "structures")
+GLINER2_SCHEMA_KEYS = ("entities", "relations", "classifications", "structures", "entity_attributes")
 
 
 def _schema_kind(value: Any) -> str:

@@ -149,3 +149,58 @@ def test_unified_output_without_scores(ie):
              return_scores=False, return_cls_scores=True)
     assert out == {"ent": [{"type": "person", "text": "Jerry Smith", "span": [0, 11]}], "cls": ["business"],
                    "cls_scores": {"business": pytest.approx(0.8, abs=1e-4)}}
+
+
+# ------------------------------------------------------------------------------------ the gliner2 package's builder
+
+def _builder_schemas():
+    """Schemas written with gliner2's own ``Schema`` builder, as its README / tutorials do (``to_dict()``)."""
+    from gliner2.inference.schema import Schema
+
+    return {
+        "entities list": Schema().entities(["person", "company", "city"]),
+        "entities with descriptions": Schema().entities({"person": "a human being", "company": "a business"}),
+        "entity configs": Schema().entities({"person": {"description": "a human", "threshold": 0.95},
+                                             "company": {"dtype": "str"}}),
+        "relations": Schema().entities(["person", "company"]).relations(["works for", "located in"]),
+        "relation configs": Schema().relations({"works for": {"description": "employment", "threshold": 0.5},
+                                                "located in": "where a thing is"}),
+        "classification": Schema().classification("topic", ["business", "sports"]),
+        "multi-label classification": Schema().classification(
+            "sentiment", {"positive": "good", "negative": "bad"}, multi_label=True, cls_threshold=0.6, top_k=1),
+        "all together": Schema().entities(["person", "company"]).relations(["works for"]).classification(
+            "topic", ["business", "sports"]),
+    }
+
+
+def test_gliner2_builder_schemas_are_accepted(ie):
+    pytest.importorskip("gliner2", reason="the gliner2 package (setup.cfg dev extra) builds the schemas")
+    out = {name: ie(TEXT, schema=s.to_dict(), output_format="gliner2") for name, s in _builder_schemas().items()}
+    assert out["entities list"] == {"entities": {"person": ["Jerry Smith"], "company": ["Acme Corp"], "city": []}}
+    assert out["entity configs"] == {"entities": {"person": [], "company": "Acme Corp"}}
+    assert out["relations"]["relation_extraction"] == {"works for": [("Jerry Smith", "Acme Corp")],
+                                                       "located in": [("Acme Corp", "Boston")]}
+    assert out["relation configs"] == {"relation_extraction": {"works for": [("Jerry Smith", "Acme Corp")],
+                                                               "located in": [("Acme Corp", "Boston")]}}
+    assert out["classification"] == {"topic": "business"}
+    assert out["multi-label classification"] == {"sentiment": ["positive"]}  # 0.65 >= 0.6; top_k 1
+    assert out["all together"] == {"entities": {"person": ["Jerry Smith"], "company": ["Acme Corp"]},
+                                   "relation_extraction": {"works for": [("Jerry Smith", "Acme Corp")]},
+                                   "topic": "business"}
+
+
+def test_gliner2_builder_schemas_refused_say_why():
+    gliner2 = pytest.importorskip("gliner2", reason="the gliner2 package (setup.cfg dev extra) builds the schemas")
+    from gliner2.inference.schema import Schema
+
+    structure = Schema()
+    structure.structure("product").field("name", dtype="str").field("price", dtype="str")
+    with pytest.raises(ValueError, match="^structures: GLiNER2 JSON structures are not supported by LDNet yet"):
+        parse_gliner2_schema(structure.to_dict())
+    prompted = Schema().classification("topic", ["a", "b"], prompt="What is it about?")
+    with pytest.raises(ValueError, match=r"^classifications\[0\]\.prompt: GLiNER2's prompt / activation options"):
+        parse_gliner2_schema(prompted.to_dict())
+    attributes = Schema().entities(["person"]).entity_attributes(
+        {"role": gliner2.inference.schema.AttributeGroup(labels=["ceo", "cto"])})
+    with pytest.raises(ValueError, match="^entity_attributes: GLiNER2 entity attributes are not supported"):
+        parse_gliner2_schema(attributes.to_dict())
