@@ -41,11 +41,27 @@ from .vocabulary_ldnet import DEFAULT_INSTRUCTIONS, TASK_FIELDS
 logger = logging.getLogger(__name__)
 
 TASK = "universal-ie"
+#: key of the rejected candidates in an answer (``return_rejected=k``)
+REJECTED = "rejected"
+#: link probability down to which rejected candidates are decoded
+REJECTED_FLOOR = 0.01
+_ITEM_FIELDS = ("ent", "discontinuous_ent", "rel", "hyper_rel", "event", "span")
+
+
+def rejected_items(accepted: dict, candidates: dict, k: int) -> list[dict]:
+    """The ``k`` best-scored items of ``candidates`` (an answer decoded at :data:`REJECTED_FLOOR`) that ``accepted``
+    does not hold, each tagged with its ``task``: why-not material for auditing a threshold."""
+    def key(item: dict) -> str:
+        return json.dumps({f: v for f, v in item.items() if f != "score"}, sort_keys=True)
+
+    kept = {(task, key(x)) for task in _ITEM_FIELDS for x in accepted.get(task, [])}
+    out = [{"task": task, **x} for task in _ITEM_FIELDS for x in candidates.get(task, []) if (task, key(x)) not in kept]
+    return sorted(out, key=lambda x: (-x.get("score", 0.0), x["task"], key(x)))[:k]
 
 
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "image_mask")
 _IGNORED_KWARGS = ("local_files_only", "trust_remote_code")
-_CALL_PARAMS = ("schema", "instruction", "bg", "images", "threshold", "return_scores", "return_cls_scores",
+_CALL_PARAMS = ("schema", "instruction", "bg", "images", "threshold", "return_scores", "return_cls_scores", "return_rejected",
                 "window_stride", "overflow", "batch_size", "num_workers", "output_format", "include_confidence",
                 "include_spans")
 #: the keys of an input record (a near miss of one, e.g. ``shema``, is an error naming it, never "no schema")
@@ -182,6 +198,7 @@ class UniversalIEPipeline(Pipeline):
         window_stride: int | None = None,
         overflow: str | None = None,
         return_cls_scores: bool | None = None,
+        return_rejected: int | None = None,
         **kwargs: Any,
     ) -> tuple[dict, dict, dict]:
         unknown = sorted(set(kwargs) - set(_IGNORED_KWARGS))
@@ -219,6 +236,8 @@ class UniversalIEPipeline(Pipeline):
             if not isinstance(return_cls_scores, bool):
                 raise TypeError(f"universal-ie: return_cls_scores must be True or False, got {return_cls_scores!r:.60}")
             post["return_cls_scores"] = return_cls_scores
+        if return_rejected is not None:
+            post["return_rejected"] = check_int(return_rejected, "universal-ie: return_rejected", 0)
         return pre, {}, post
 
     def __call__(self, inputs: Any, *args: Any, batch_size: int | None = None, num_workers: int | None = None, **kwargs):
@@ -396,12 +415,20 @@ class UniversalIEPipeline(Pipeline):
         }
 
     def postprocess(self, model_outputs: dict[str, Any], threshold: float | None = None, return_scores: bool = True,
-                    return_cls_scores: bool = False):
+                    return_cls_scores: bool = False, return_rejected: int = 0):
         answers = self.processor.post_process_extraction(
             model_outputs["logits"], {"meta": model_outputs["meta"]}, threshold=threshold, return_scores=return_scores,
             # cls_scores only when asked: a processor written before it (or a spy) keeps working
             **({"cls_scores": True} if return_cls_scores else {}), **self._quiet_decode(),
         )
+        if return_rejected:
+            # the same logits decoded at REJECTED_FLOOR: what the threshold turned down, best first
+            low = self.processor.post_process_extraction(
+                model_outputs["logits"], {"meta": model_outputs["meta"]}, threshold=REJECTED_FLOOR, return_scores=True,
+                **self._quiet_decode(),
+            )
+            for ans, candidates in zip(answers, low):
+                ans[REJECTED] = rejected_items(ans, candidates, return_rejected)
         # budget-cut answers are flagged per record; the call warns once for all of its batches (__call__)
         ids = {m.record_index: m.record_id for m in model_outputs["meta"]}
         cut = getattr(self._local, "truncated", None)

@@ -223,6 +223,8 @@ class ExtractRequest(BaseModel):
     bg: str | None = Field(None, description="background / second segment for `text` / `texts`")
     threshold: float | None = Field(None, gt=0.0, lt=1.0, description="decoding threshold (default: the model's)")
     return_scores: StrictBool = True
+    return_rejected: int = Field(0, ge=0, le=100, description="also return the k best candidates the threshold "
+                                 "turned down (`rejected`, with scores)")
     output_format: Literal["ldnet", "gliner2"] = Field(
         "ldnet", description="'gliner2': GLiNER2's result dict per input (docs/gliner2.md)")
     include_confidence: StrictBool = Field(False, description="with output_format 'gliner2': confidences")
@@ -570,6 +572,8 @@ def create_app(pipe: Any, settings: ServerSettings | None = None, adapters: Any 
         if req.output_format == "gliner2" or any(_schema_kind(r.get("schema")) == "gliner2" for r in records):
             return await extract_gliner2(req, request, records, target)
         options: dict[str, Any] = {"return_scores": req.return_scores}
+        if req.return_rejected:
+            options["return_rejected"] = req.return_rejected
         if req.threshold is not None:
             options["threshold"] = req.threshold
         try:

@@ -204,3 +204,18 @@ def test_gliner2_builder_schemas_refused_say_why():
         {"role": gliner2.inference.schema.AttributeGroup(labels=["ceo", "cto"])})
     with pytest.raises(ValueError, match="^entity_attributes: GLiNER2 entity attributes are not supported"):
         parse_gliner2_schema(attributes.to_dict())
+
+
+def test_return_rejected_lists_what_the_threshold_turned_down(ie):
+    schema = {"ent": ["person", "company", "city"], "rel": ["works for", "located in"]}
+    out = ie(TEXT, schema=schema, return_rejected=3)
+    assert [(r["task"], r.get("type"), r["text"], r["span"], round(r["score"], 2)) for r in out["rejected"]] == [
+        ("ent", "city", "Boston", [35, 41], 0.4)]  # everything else is either accepted or at -10
+    assert {e["type"] for e in out["ent"]} == {"person", "company"}
+    assert ie(TEXT, schema=schema, threshold=0.8, return_rejected=1)["rejected"] == [
+        {"task": "ent", "type": "company", "text": "Acme Corp", "span": [22, 31], "score": pytest.approx(0.7, abs=1e-4)}]
+    assert "rejected" not in ie(TEXT, schema=schema)
+    with pytest.raises(ValueError, match="return_rejected must be >= 0"):
+        ie(TEXT, schema=schema, return_rejected=-1)
+    with pytest.raises(TypeError, match="return_rejected must be an integer"):
+        ie(TEXT, schema=schema, return_rejected=True)

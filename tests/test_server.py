@@ -85,6 +85,7 @@ def test_extract_equals_pipeline(ie):
         many = client.post("/extract", json={"texts": TEXTS, "schema": SCHEMA, "threshold": 0.9}).json()
         recs = client.post("/extract", json={"records": records, "schema": {"ent": ["location"]}}).json()
         bare = client.post("/extract", json={"text": TEXTS[0], "schema": SCHEMA, "return_scores": False}).json()
+        audit = client.post("/extract", json={"text": TEXTS[0], "schema": SCHEMA, "return_rejected": 2}).json()
     assert single["backend"] == "torch" and len(single["results"]) == 1
     expected = ie(TEXTS[0], schema=SCHEMA)
     assert expected["ent"] and expected["rel"], "the tiny model must predict something for the test to bite"
@@ -93,6 +94,8 @@ def test_extract_equals_pipeline(ie):
     direct = ie([dict(records[0]), {**records[1], "schema": {"ent": ["location"]}}])
     assert_same_answers(recs["results"], direct)
     assert bare["results"] == [ie(TEXTS[0], schema=SCHEMA, return_scores=False)]
+    assert audit["results"] == [ie(TEXTS[0], schema=SCHEMA, return_rejected=2)]
+    assert len(audit["results"][0]["rejected"]) == 2, "the tiny model has candidates below the threshold"
     # a long text's windows spread over 3-window passes: the same answer as one direct call
     with TestClient(create_app(ie, ServerSettings(max_wait_ms=1, max_batch_size=3))) as client:
         long = client.post("/extract", json={"texts": [LONG, TEXTS[1]], "schema": SCHEMA}).json()
