@@ -431,6 +431,35 @@ def decode_extraction(
     return answers, report
 
 
+#: the label key of each answer field that per-label thresholds apply to
+LABEL_KEYS: dict[str, str] = {"ent": "type", "discontinuous_ent": "type", "rel": "relation", "hyper_rel": "relation",
+                              "event": "event_type"}
+
+
+def apply_label_thresholds(normal: dict, low: dict | None, thresholds: dict[str, dict[str, float]], floor: float) -> dict:
+    """One answer under per-label thresholds ``{task: {label: t}}``: a named label's items come from ``low`` (the same
+    logits decoded at the lowest threshold) when ``t`` is below ``floor`` (the channels' smallest threshold), else from
+    ``normal``, and are kept when their ``score`` reaches ``t``; every other label's items are ``normal``'s as decoded.
+    Answers need scores (decode with ``return_scores=True``)."""
+    out = dict(normal)
+    for task, key in LABEL_KEYS.items():
+        own = thresholds.get(task) or {}
+        if not own:
+            continue
+        items = []
+        for src_name, src in (("normal", normal), ("low", low)):
+            for item in (src or {}).get(task, []):
+                t = own.get(item[key])
+                from_low = low is not None and t is not None and t < floor
+                if (src_name == "low") == from_low and (t is None or item.get("score", 1.0) >= t):
+                    items.append(item)
+        if items:
+            out[task] = items
+        else:
+            out.pop(task, None)
+    return out
+
+
 def check_finite_logits(logits: Any, metas: Sequence[Any]) -> None:
     """NaN scores (a broken model: fp16 overflow, diverged training) raise ``ValueError`` naming the records: they
     would otherwise decode to empty answers without a word. Only each feature's real length is checked."""

@@ -43,6 +43,10 @@ NEW_MODEL_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: the answer fields whose labels may carry their own decoding threshold (``decode_label_thresholds``)
+LABEL_THRESHOLD_TASKS: tuple[str, ...] = ("ent", "discontinuous_ent", "rel", "hyper_rel", "event")
+
+
 class LDNetConfig(PretrainedConfig):
     r"""Configuration of :class:`~modeling_ldnet.LDNetModel` (paper: Yang et al. 2025, "Label Drop for Multi-Aspect
     Relation Modeling in Universal Information Extraction"; our SPEC: ``shared/docs/SPEC.md``).
@@ -93,6 +97,12 @@ class LDNetConfig(PretrainedConfig):
         decode_channel_thresholds (`list[float]`, *optional*): one decoding threshold per channel, fitted on dev
             data by ``trainers.calibration.calibrate_thresholds`` (``ldnet-train --calibrate``); when set, the
             pipeline and the trainer's decoding use it instead of ``decode_threshold``.
+        decode_label_thresholds (`dict[str, dict[str, float]]`, *optional*): thresholds per label **name**,
+            ``{task: {label: threshold}}`` (task ``ent`` / ``rel`` / ``discontinuous_ent`` / ``hyper_rel`` /
+            ``event``), fitted on dev by ``calibrate_thresholds(per_label=True)`` (``ldnet-train
+            --calibrate_label_thresholds``). The pipeline maps them onto any schema order at decode time: a named
+            label's items are kept when their score reaches its threshold (decoded lower when it is below the
+            channels'); every other label keeps the channel thresholds. A call's explicit ``threshold=`` overrides them.
         default_instruction (`str`, *optional*): the instruction ``pipeline("universal-ie")`` gives a record that has
             none: the one the model was trained with (``""`` for an instruction-free model, e.g. ``make demo``'s;
             ``ldnet-train`` sets it when every training record carries the same instruction). ``None``: a
@@ -162,6 +172,7 @@ class LDNetConfig(PretrainedConfig):
         label_drop_loss_reduction: str = "valid_mean",
         decode_threshold: float = 0.5,
         decode_channel_thresholds: list[float] | None = None,
+        decode_label_thresholds: dict[str, dict[str, float]] | None = None,
         default_instruction: str | None = None,
         decode_max_parts: int = 8,
         decode_max_links_per_row: int = 16,
@@ -217,6 +228,11 @@ class LDNetConfig(PretrainedConfig):
         self.decode_threshold = decode_threshold
         self.decode_channel_thresholds = (
             None if decode_channel_thresholds is None else [float(t) for t in decode_channel_thresholds]
+        )
+        self.decode_label_thresholds = (
+            {t: dict(v) for t, v in decode_label_thresholds.items()}
+            if isinstance(decode_label_thresholds, dict) and all(isinstance(v, dict) for v in decode_label_thresholds.values())
+            else decode_label_thresholds
         )
         self.default_instruction = default_instruction
         self.decode_max_parts = decode_max_parts
@@ -276,6 +292,16 @@ class LDNetConfig(PretrainedConfig):
             or not all(0.0 < t < 1.0 for t in self.decode_channel_thresholds)
         ):
             raise bad("decode_channel_thresholds", f"needs {self.num_channels} values in (0, 1)")
+        if self.decode_label_thresholds is not None:
+            table = self.decode_label_thresholds
+            if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+                raise bad("decode_label_thresholds", "must be {task: {label: threshold}}")
+            for task, labels in table.items():
+                if task not in LABEL_THRESHOLD_TASKS:
+                    raise bad("decode_label_thresholds", f"task {task!r} is not one of {LABEL_THRESHOLD_TASKS}")
+                for label, t in labels.items():
+                    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t < 1.0:
+                        raise bad("decode_label_thresholds", f"{task}[{label!r}] must be in (0, 1)")
         if self.default_instruction is not None and not isinstance(self.default_instruction, str):
             raise bad("default_instruction", "must be a string or None")
         if self.decode_max_parts < 1:

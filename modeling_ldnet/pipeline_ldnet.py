@@ -24,7 +24,7 @@ from typing import Any
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .answers_ldnet import DECODE_TRUNCATED
+from .answers_ldnet import DECODE_TRUNCATED, apply_label_thresholds
 from .gliner2_ldnet import OUTPUT_FORMATS, assemble_outputs, expand_inputs, is_gliner2_schema
 from .processing_ldnet import EncodingReport, LDNetProcessor
 from .schema import (
@@ -298,8 +298,9 @@ class UniversalIEPipeline(Pipeline):
             raise TypeError("universal-ie: expected a text, a record or a list of them")
         call_schema = kwargs.pop("schema", None)
         self._sanitize_parameters(**kwargs)  # every other argument checked before any work
-        base = kwargs.pop("threshold", None)
-        base = self.processor.threshold if base is None else check_threshold(base, "universal-ie: threshold")
+        call_threshold = kwargs.pop("threshold", None)
+        base = self.processor.threshold if call_threshold is None else check_threshold(call_threshold,
+                                                                                        "universal-ie: threshold")
         user_cls_scores = kwargs.pop("return_cls_scores", False)
         user_scores = bool(kwargs.pop("return_scores", True))
         plans, jobs = expand_inputs(items, call_schema, base, single)
@@ -307,7 +308,7 @@ class UniversalIEPipeline(Pipeline):
         report = EncodingReport()
         for thr in dict.fromkeys(j[3] for j in jobs):
             group = [j for j in jobs if j[3] == thr]
-            answers = self([j[2] for j in group], threshold=base if thr is None else thr, return_scores=True,
+            answers = self([j[2] for j in group], threshold=call_threshold if thr is None else thr, return_scores=True,
                            return_cls_scores=True, batch_size=batch_size, **kwargs)
             report.merge(self.last_report)
             results.update({(j[0], j[1]): a for j, a in zip(group, answers)})
@@ -317,6 +318,23 @@ class UniversalIEPipeline(Pipeline):
             out = [{k: [{f: v for f, v in x.items() if f != "score"} for x in items] if k in ("ent", "rel") else items
                     for k, items in ans.items()} for ans in out]
         return out[0] if single else out
+
+    def _apply_label_thresholds(self, answers: list[dict], model_outputs: dict[str, Any],
+                                by_label: dict[str, dict[str, float]], return_scores: bool) -> list[dict]:
+        base = self.processor.threshold
+        floor = min(base) if isinstance(base, (list, tuple)) else float(base)
+        lowest = min((t for labels in by_label.values() for t in labels.values()), default=floor)
+        low = None
+        if lowest < floor:  # a label below the channels' thresholds: the same logits decoded at its value
+            low = self.processor.post_process_extraction(
+                model_outputs["logits"], {"meta": model_outputs["meta"]}, threshold=lowest, return_scores=True,
+                **self._quiet_decode(),
+            )
+        out = [apply_label_thresholds(a, None if low is None else low[i], by_label, floor) for i, a in enumerate(answers)]
+        if not return_scores:
+            out = [{k: [{f: v for f, v in x.items() if f != "score"} for x in items] if isinstance(items, list)
+                    and items and isinstance(items[0], dict) else items for k, items in a.items()} for a in out]
+        return out
 
     def _iterate(self, inputs: Iterable, batch_size: int, pre: dict, fwd: dict, post: dict) -> Iterator[dict]:
         images = pre.pop("images", None)
@@ -416,11 +434,16 @@ class UniversalIEPipeline(Pipeline):
 
     def postprocess(self, model_outputs: dict[str, Any], threshold: float | None = None, return_scores: bool = True,
                     return_cls_scores: bool = False, return_rejected: int = 0):
+        # the model's per-label thresholds (config.decode_label_thresholds) unless the call set its own threshold
+        by_label = getattr(self.model.config, "decode_label_thresholds", None) if threshold is None else None
         answers = self.processor.post_process_extraction(
-            model_outputs["logits"], {"meta": model_outputs["meta"]}, threshold=threshold, return_scores=return_scores,
+            model_outputs["logits"], {"meta": model_outputs["meta"]}, threshold=threshold,
+            return_scores=return_scores or bool(by_label),
             # cls_scores only when asked: a processor written before it (or a spy) keeps working
             **({"cls_scores": True} if return_cls_scores else {}), **self._quiet_decode(),
         )
+        if by_label:
+            answers = self._apply_label_thresholds(answers, model_outputs, by_label, return_scores)
         if return_rejected:
             # the same logits decoded at REJECTED_FLOOR: what the threshold turned down, best first
             low = self.processor.post_process_extraction(

@@ -219,3 +219,31 @@ def test_return_rejected_lists_what_the_threshold_turned_down(ie):
         ie(TEXT, schema=schema, return_rejected=-1)
     with pytest.raises(TypeError, match="return_rejected must be an integer"):
         ie(TEXT, schema=schema, return_rejected=True)
+
+
+def test_per_label_thresholds_fitted_by_name_and_applied_in_any_order(ie):
+    """issue #21: calibrate_label_thresholds fits a threshold per label name on dev; the pipeline maps it onto any
+    schema order (city's 0.4 items are wanted, located in's 0.6 ones are false positives in this dev set)."""
+    from trainers.calibration import calibrate_label_thresholds
+
+    schema = {"ent": ["person", "company", "city"], "rel": ["works for", "located in"]}
+    gold = {"ent": [{"type": t, "text": TEXT[s[0]:s[1]], "span": s} for t, s in GOLD_ENT],
+            "rel": [{"relation": "works for", "head": {"text": "Jerry Smith", "span": JERRY},
+                     "tail": {"text": "Acme Corp", "span": ACME}}]}
+    dev = [{"id": "d0", "instruction": "", "text": TEXT, "schema": schema, "ans": gold}]
+    try:
+        res = calibrate_label_thresholds(ie.model, ie.processor, dev)
+        assert res.thresholds == {"ent": {"city": 0.05}, "rel": {"located in": 0.7}}
+        assert res.metric == {"ent": "ent_f1", "rel": "rel_strict_f1"}
+        assert res.before == {"ent": pytest.approx(0.8), "rel": pytest.approx(2 / 3)}  # city missed; located in extra
+        assert res.after == {"ent": 1.0, "rel": 1.0} and ie.model.config.decode_label_thresholds == res.thresholds
+        for order in (schema, {"rel": ["located in", "works for"], "ent": ["city", "company", "person"]}):
+            out = ie(TEXT, schema=order)
+            assert {e["type"] for e in out["ent"]} == {"person", "company", "city"}
+            assert [r["relation"] for r in out["rel"]] == ["works for"]
+        assert "city" not in {e["type"] for e in ie(TEXT, schema=schema, threshold=0.5)["ent"]}  # the call's own wins
+        assert "score" not in ie(TEXT, schema=schema, return_scores=False)["ent"][0]
+    finally:
+        ie.model.config.decode_label_thresholds = None
+    with pytest.raises(ValueError, match=r"decode_label_thresholds: ent\['city'\] must be in \(0, 1\)"):
+        type(ie.model.config)(decode_label_thresholds={"ent": {"city": 1.5}})

@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # also run by _import_training_stack() (console.import_deferr
 
     from .adapters import AdapterArguments, apply_adapter_arguments, save_adapter_folder
     from .augmented import AugmentedRecordDataset, EpochCallback
-    from .calibration import calibrate_thresholds
+    from .calibration import calibrate_label_thresholds, calibrate_thresholds
     from .console import ArgumentsParser
     from .data import (
         data_report,
@@ -313,14 +313,19 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
         trainer.save_state()
         results.update(metrics)
 
-    if training_args.calibrate_thresholds:
+    if training_args.calibrate_thresholds or training_args.calibrate_label_thresholds:
         if "dev" not in splits:
             raise ValueError("--calibrate_thresholds needs a dev split (--validation_file, --data_dir or --benchmark)")
         cal = calibrate_thresholds(trainer.model, processor, splits["dev"])
         logger.info("calibrated thresholds %s: dev %s %.4f -> %.4f", cal.thresholds, cal.metric, cal.before, cal.after)
-        trainer.save_model()  # config.decode_channel_thresholds + the processor's threshold
         results.update({"calibration_thresholds": cal.thresholds, "calibration_metric": cal.metric,
                         "calibration_dev_before": cal.before, "calibration_dev_after": cal.after})
+        if training_args.calibrate_label_thresholds:
+            lab = calibrate_label_thresholds(trainer.model, processor, splits["dev"])
+            logger.info("per-label thresholds %s: dev %s -> %s", lab.thresholds, lab.before, lab.after)
+            results.update({"calibration_label_thresholds": lab.thresholds, "calibration_label_dev_before": lab.before,
+                            "calibration_label_dev_after": lab.after})
+        trainer.save_model()  # config.decode_channel_thresholds (+ decode_label_thresholds) + the processor's threshold
 
     if do_eval:
         metrics = trainer.evaluate(splits["dev"], metric_key_prefix="eval")

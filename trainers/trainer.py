@@ -103,6 +103,12 @@ class LDNetTrainingArguments(TrainingArguments):
         metadata={"help": "After training, fit one decoding threshold per span-graph channel on the dev split "
                           "(trainers.calibration) and save them in the model (config.decode_channel_thresholds)."},
     )
+    calibrate_label_thresholds: bool = field(
+        default=False,
+        metadata={"help": "After the channel calibration, fit one threshold per label name on the dev split "
+                          "(config.decode_label_thresholds; labels that gain nothing keep the channels'). "
+                          "Implies --calibrate_thresholds."},
+    )
     max_minutes: float | None = field(
         default=None,
         metadata={"help": "Wall-clock training budget: stop after N minutes (the step in progress finishes; "
