@@ -199,6 +199,112 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _step_batches(kind: str, n_batches: int, batch_size: int, seed: int) -> list[list[dict]]:
+    """``n_batches`` seeded random batches: ``pretrain`` = records of the generalist mix as pre-training shows them
+    (augmented schema, no instruction); ``finetune`` = CoNLL04 joint training records as ldnet-train reads them."""
+    import random
+
+    rng = random.Random(seed)
+    if kind == "pretrain":
+        from trainers.pretrain import AugmentedRecordDataset, build_augmenters, build_pretrain_mix, load_recipe
+
+        recipe = load_recipe(REPO / "examples" / "recipes" / "generalist.json")
+        mix = build_pretrain_mix(recipe, seed=1, cache_dir=str(REPO / "runs" / "cache" / "generalist"))
+        instructions, schema_aug = build_augmenters(recipe, None, 1, mix.label_pool)
+        ds = AugmentedRecordDataset(mix.dataset, None, instructions, schema_aug, seed=1)
+        pick = rng.sample(range(len(ds)), n_batches * batch_size)
+        recs = [ds.record(i, 0) for i in pick]
+    else:
+        recs = _common.load_split("conll04", "train", with_entities=True)
+        recs = [recs[i] for i in rng.sample(range(len(recs)), n_batches * batch_size)]
+    return [recs[i * batch_size:(i + 1) * batch_size] for i in range(n_batches)]
+
+
+def _step_model(max_length: int):
+    import torch
+
+    from trainers.trainer import ldnet_parameter_groups
+
+    proc = _common.make_processor(max_length=max_length)
+    model = _common.make_ldnet(proc).train()
+    opt = torch.optim.AdamW(ldnet_parameter_groups(model, 2e-4, 2e-3, encoder_prefix="plm."))
+    return model, opt, proc
+
+
+def _train_step(model: Any, opt: Any, proc: Any, records: list[dict]) -> int:
+    """Encode (the collator's work) + forward + backward + AdamW on one batch; returns its padded token count."""
+    batch = _common.ldnet_batch(proc, records)
+    model(**batch).loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return int(batch["input_ids"].numel())
+
+
+def _child_memory(kind: str, batch_size: int, steps: int, max_length: int) -> dict[str, Any]:
+    """In a fresh process: peak RSS (VmHWM) of ``steps`` training steps above the loaded model and batches."""
+    import torch
+
+    torch.set_num_threads(1)
+    batches = _step_batches(kind, steps, batch_size, seed=2)
+    model, opt, proc = _step_model(max_length)
+
+    def kib(field: str) -> int:
+        return next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                    if line.startswith(field + ":"))
+
+    loaded = kib("VmRSS")
+    for b in batches:
+        _train_step(model, opt, proc, b)
+    peak = kib("VmHWM")
+    return {"kind": kind, "loaded_mib": loaded / 1024, "peak_mib": peak / 1024, "above_loaded_mib": (peak - loaded) / 1024}
+
+
+def step(args: argparse.Namespace) -> dict[str, Any]:
+    """A pre-training step on the generalist mix vs a plain CoNLL04 fine-tuning step, same model, batch size and
+    max length: time (interleaved in one process, medians over different batches) and peak memory (each kind in
+    its own child process), as ratios."""
+    import torch
+
+    torch.set_num_threads(1)
+    _common.quiet_transformers()
+    batches = {k: _step_batches(k, args.steps + 1, args.batch_size, seed=1) for k in ("pretrain", "finetune")}
+    model, opt, proc = _step_model(args.max_length)
+    tokens: dict[str, list[int]] = {k: [] for k in batches}
+    cursor = dict.fromkeys(batches, 0)
+
+    def run(kind: str) -> None:
+        b = batches[kind][cursor[kind] % len(batches[kind])]
+        cursor[kind] += 1
+        tokens[kind].append(_train_step(model, opt, proc, b))
+
+    times = _common.interleaved({k: (lambda k=k: run(k)) for k in batches}, repeats=args.steps, warmup=1)
+    memory = {}
+    for kind in batches:
+        out = subprocess.run([sys.executable, __file__, "_memory", kind, str(args.batch_size), str(args.memory_steps),
+                              str(args.max_length)], capture_output=True, text=True, check=True, cwd=REPO)
+        memory[kind] = json.loads(out.stdout.strip().splitlines()[-1])
+    labels = {k: statistics.mean(sum(len(v) if isinstance(v, list) else len(v or {}) for v in r["schema"].values())
+                                 for b in batches[k] for r in b) for k in batches}
+    res = {
+        "batch_size": args.batch_size, "max_length": args.max_length, "steps": args.steps, "threads": 1,
+        "time": {k: _common.summary(v) for k, v in times.items()},
+        "time_ratio_pretrain_over_finetune": _common.med(times["pretrain"]) / _common.med(times["finetune"]),
+        "padded_tokens_per_batch": {k: statistics.mean(v) for k, v in tokens.items()},
+        "schema_labels_per_record": labels,
+        "memory": memory,
+        "peak_ratio_pretrain_over_finetune": memory["pretrain"]["peak_mib"] / memory["finetune"]["peak_mib"],
+        "above_loaded_ratio_pretrain_over_finetune": (memory["pretrain"]["above_loaded_mib"]
+                                                      / memory["finetune"]["above_loaded_mib"]),
+        "machine": _common.machine_info(),
+    }
+    path = Path(args.out_dir) / f"step{args.suffix}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res, indent=1) + "\n")
+    print(json.dumps({k: res[k] for k in ("time_ratio_pretrain_over_finetune", "peak_ratio_pretrain_over_finetune",
+                                          "padded_tokens_per_batch", "schema_labels_per_record")}), flush=True)
+    return res
+
+
 def fewshot(args: argparse.Namespace) -> dict[str, Any]:
     """K-shot runs of ``ldnet-fewshot`` (sampling + ldnet-train + test) from both starts, same steps and seeds."""
     starts = {"generalist": args.generalist, "raw": args.raw or str(_common.minilm_path())}
@@ -269,12 +375,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     c.add_argument("--batch_size", type=int, default=16)
     c.add_argument("--threads", type=int, default=1)
     c.add_argument("--apply", action="store_true", help="write the thresholds into the model folder's config.json")
-    for p in (z, f, c):
+    s = sub.add_parser("step", help="a pre-training step vs a fine-tuning step: time and peak memory ratios")
+    s.add_argument("--steps", type=int, default=12)
+    s.add_argument("--memory_steps", type=int, default=4)
+    s.add_argument("--batch_size", type=int, default=8)
+    s.add_argument("--max_length", type=int, default=256)
+    for p in (z, f, c, s):
         p.add_argument("--out_dir", default=str(OUT))
         p.add_argument("--suffix", default="", help="results file suffix, e.g. _smoke")
     args = ap.parse_args(argv)
-    return {"zeroshot": zeroshot, "fewshot": fewshot, "calibrate": calibrate}[args.cmd](args)
+    return {"zeroshot": zeroshot, "fewshot": fewshot, "calibrate": calibrate, "step": step}[args.cmd](args)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["_memory"]:  # child process of `step`
+        print(json.dumps(_child_memory(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))))
+    else:
+        main()

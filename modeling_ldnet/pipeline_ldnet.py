@@ -306,13 +306,18 @@ class UniversalIEPipeline(Pipeline):
         plans, jobs = expand_inputs(items, call_schema, base, single)
         results: dict[tuple[int, str], dict] = {}
         report = EncodingReport()
-        for thr in dict.fromkeys(j[3] for j in jobs):
-            group = [j for j in jobs if j[3] == thr]
-            answers = self([j[2] for j in group], threshold=call_threshold if thr is None else thr, return_scores=True,
-                           return_cls_scores=True, batch_size=batch_size, **kwargs)
-            report.merge(self.last_report)
-            results.update({(j[0], j[1]): a for j, a in zip(group, answers)})
+        self._local.defer_unseen = True
+        try:
+            for thr in dict.fromkeys(j[3] for j in jobs):
+                group = [j for j in jobs if j[3] == thr]
+                answers = self([j[2] for j in group], threshold=call_threshold if thr is None else thr,
+                               return_scores=True, return_cls_scores=True, batch_size=batch_size, **kwargs)
+                report.merge(self.last_report)
+                results.update({(j[0], j[1]): a for j, a in zip(group, answers)})
+        finally:
+            self._local.defer_unseen = False
         self._local.report = report
+        self._warn_unseen(report)
         out = assemble_outputs(plans, results, base, output_format, include_confidence, include_spans, user_cls_scores)
         if output_format == "ldnet" and not user_scores:
             out = [{k: [{f: v for f, v in x.items() if f != "score"} for x in items] if k in ("ent", "rel") else items
@@ -512,6 +517,8 @@ class UniversalIEPipeline(Pipeline):
         return out
 
     def _warn_unseen(self, report: EncodingReport | None) -> None:
+        if getattr(self._local, "defer_unseen", False):  # a GLiNER2 call's passes: it warns once, at its end
+            return
         if report is not None and report.unseen_labels:
             logger.warning(
                 "universal-ie: the schema asks for labels this model never saw in training (config.trained_labels): "

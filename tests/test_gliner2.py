@@ -247,3 +247,18 @@ def test_per_label_thresholds_fitted_by_name_and_applied_in_any_order(ie):
         ie.model.config.decode_label_thresholds = None
     with pytest.raises(ValueError, match=r"decode_label_thresholds: ent\['city'\] must be in \(0, 1\)"):
         type(ie.model.config)(decode_label_thresholds={"ent": {"city": 1.5}})
+
+
+def test_unseen_labels_warned_once_per_call(ie, caplog):
+    import logging
+
+    ie.model.config.trained_labels = {"ent": ["person"]}
+    try:
+        with caplog.at_level(logging.WARNING, logger="modeling_ldnet"):
+            ie(TEXT, schema={"entities": {"person": None, "city": {"threshold": 0.3}},
+                             "classifications": [{"task": "t", "labels": ["business", "sports"]}]})
+        warned = [r for r in caplog.records if "never saw in training" in r.getMessage()]
+        assert len(warned) == 1 and "'city'" in warned[0].getMessage() and "'business'" in warned[0].getMessage()
+        assert ie.last_report.unseen_labels == {"ent": ["city"], "cls": ["business", "sports"]}
+    finally:
+        ie.model.config.trained_labels = None
