@@ -249,3 +249,25 @@ def test_generalist_zeroshot_scoring_and_seen_types(tmp_path):
     assert generalist.trained_labels(tmp_path) == {"gene"}
     assert set(generalist.DESCRIPTIONS) >= {"person", "location", "corporation", "product", "creative work", "group",
                                             "disease", "organization", "miscellaneous"}
+
+
+def test_cooccurrence_counts_unrelated_pairs_exactly():
+    from cooccurrence import at_threshold, cooccurrence_counts, relation_prf
+
+    def ent(s, e):
+        return {"type": "x", "text": "t", "span": [s, e]}
+
+    def rel(h, t, name="r", score=None):
+        r = {"relation": name, "head": {"text": "t", "span": list(h)}, "tail": {"text": "t", "span": list(t)}}
+        return r if score is None else {**r, "score": score}
+
+    a, b, c = (0, 1), (2, 3), (4, 5)
+    gold = [{"ent": [ent(*a), ent(*b)], "rel": [rel(a, b)]},  # 1 unrelated ordered pair: b -> a
+            {"ent": [ent(*a), ent(*b), ent(*c)]}]  # hard: 3 entities, no relation: 6 pairs
+    pred = [{"rel": [rel(a, b, score=0.9), rel(b, a, score=0.3)]}, {"rel": [rel(a, c, score=0.6)]}]
+    counts = cooccurrence_counts(gold, pred)
+    assert {k: counts[k] for k in ("pairs", "fp_pairs", "hard_sentences", "hard_pairs", "hard_fp_pairs")} == {
+        "pairs": 7, "fp_pairs": 2, "hard_sentences": 1, "hard_pairs": 6, "hard_fp_pairs": 1}
+    assert counts["fpr"] == 2 / 7 and counts["hard_fpr"] == 1 / 6
+    assert cooccurrence_counts(gold, at_threshold(pred, 0.5))["fp_pairs"] == 1  # b -> a (0.3) filtered
+    assert relation_prf(gold, pred) == {"p": 1 / 3, "r": 1.0, "f1": 0.5}
