@@ -168,8 +168,9 @@ def run_records(
     ie: UniversalIEPipeline, records: list[dict], threshold: float | None = None, **pipeline_kwargs: Any
 ) -> list[dict]:
     """One forward pass over ``records`` (all windows of a record in the same pass) → one answer per record.
-    ``pipeline_kwargs``: ``window_stride`` / ``overflow`` (None: the model's)."""
-    kwargs = {k: v for k, v in pipeline_kwargs.items() if v is not None}
+    ``pipeline_kwargs``: ``window_stride`` / ``overflow`` (None: the model's), ``output_format`` (``"gliner2"``:
+    GLiNER2's result dicts, docs/gliner2.md)."""
+    kwargs = {k: v for k, v in pipeline_kwargs.items() if v is not None and not (k == "output_format" and v == "ldnet")}
     if threshold is not None:
         kwargs["threshold"] = threshold
     return ie(records, batch_size=max(1, len(records)), **kwargs)
@@ -361,6 +362,7 @@ class ExtractArguments:
     threshold: float | None = None
     window_stride: int | None = None
     overflow: str | None = None
+    answer_format: str = "ldnet"  # "gliner2": GLiNER2's result dict per record
     batch_size: int = 16
     shard_size: int = 1024
     work_dir: str | None = None
@@ -385,6 +387,7 @@ def _manifest(args: ExtractArguments, n: int, plan: Plan) -> dict:
         "threshold": args.threshold,
         "window_stride": args.window_stride,
         "overflow": args.overflow,
+        "answer_format": args.answer_format,
         "batch_size": plan.batch_size,
         "shard_size": plan.shard_size,
         "num_shards": plan.num_shards,
@@ -503,7 +506,8 @@ def extract(args: ExtractArguments) -> dict[str, Any]:
             rows = corpus.take(batch)
             records = [args.columns.to_record(row, i) for row, i in zip(rows, batch)]
             answers.extend(dump_answer(a) for a in run_records(
-                ie, records, args.threshold, window_stride=args.window_stride, overflow=args.overflow))
+                ie, records, args.threshold, window_stride=args.window_stride, overflow=args.overflow,
+                output_format=args.answer_format))
             indices.extend(batch)
             bar.update(len(batch))
         _write_shard(work, k, indices, answers, rank)
@@ -566,6 +570,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window_stride", type=int, default=None, help="long texts: window stride (default: the model's)")
     p.add_argument("--overflow", choices=("window", "error", "truncate"), default=None,
                    help="texts longer than max_length (default: the model's, normally window)")
+    p.add_argument("--answer_format", choices=("ldnet", "gliner2"), default="ldnet",
+                   help="shape of each answer: LDNet's unified ans, or GLiNER2's result dict (docs/gliner2.md); a "
+                        "GLiNER2 schema dict works in --schema / the schema column either way")
     p.add_argument("--batch_size", type=int, default=16, help="records per forward pass")
     p.add_argument("--shard_size", type=int, default=1024, help="records per shard (a multiple of --batch_size)")
     p.add_argument("--work_dir", default=None, help="finished shards (default: <output>.parts)")
@@ -609,6 +616,7 @@ def extract_main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ExtractArguments(
         model=ns.model, input=ns.input, output=ns.output, input_format=ns.input_format, output_format=ns.output_format,
         split=ns.split, columns=columns, threshold=ns.threshold, window_stride=ns.window_stride, overflow=ns.overflow,
+        answer_format=ns.answer_format,
         batch_size=ns.batch_size, shard_size=ns.shard_size,
         work_dir=ns.work_dir, keep_shards=ns.keep_shards, overwrite=ns.overwrite, dtype=ns.dtype,
         progress=not ns.no_progress, max_shards=ns.max_shards,

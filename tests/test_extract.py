@@ -195,3 +195,17 @@ def test_two_processes_match_one(tmp_path, folder, jsonl_in, reference):
     assert out.read_bytes() == reference.read_bytes()
     stats = [json.loads((tmp_path / "out.jsonl.parts" / f"stats-rank{r}.json").read_text()) for r in (0, 1)]
     assert [s["records"] for s in stats] == [16, 14]  # shards 0, 2 (8 + 8) and 1, 3 (8 + 6)
+
+
+def test_gliner2_schema_and_answer_format(tmp_path, folder, jsonl_in):
+    """A GLiNER2 schema dict in --schema, and --answer_format gliner2: the pipeline's GLiNER2 answers, row by row."""
+    g2 = {"entities": {"person": "a human being", "location": None}}
+    out = tmp_path / "g2.jsonl"
+    argv = [a if a != json.dumps(SCHEMA) else json.dumps(g2) for a in ARGS]
+    extract_main(["--model", str(folder), "--input", str(jsonl_in), "--output", str(out), *argv,
+                  "--schema_column", "", "--answer_format", "gliner2"])
+    ie = load_pipeline(folder)
+    rows = read_jsonl(out)
+    expected = ie([{"text": r["text"], "schema": g2} for r in rows], output_format="gliner2")
+    assert [r["ans"] for r in rows] == json.loads(json.dumps(expected))
+    assert any(r["ans"]["entities"]["person"] for r in rows), "the tiny model finds people"
