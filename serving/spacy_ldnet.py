@@ -85,6 +85,15 @@ def select_ents(spans: List[Span], scores: List[Optional[float]], priority: str 
     return chosen, len(free) - len(chosen), conflicting
 
 
+def _class_labels(schema: Dict[str, Any]) -> List[str]:
+    """The class labels a schema asks for: ``cls``, or every task's labels of a GLiNER2 schema (docs/gliner2.md)."""
+    from modeling_ldnet.gliner2_ldnet import is_gliner2_schema, parse_gliner2_schema
+
+    if is_gliner2_schema(schema):
+        return list(dict.fromkeys(lab for task in parse_gliner2_schema(schema).tasks for lab in task.labels))
+    return list(schema.get("cls") or [])
+
+
 class LDNetComponent:
     """The pipeline component (see the module docstring). ``doc._.ldnet_schema``, when set, overrides the schema
     for that doc."""
@@ -219,7 +228,7 @@ class LDNetComponent:
         self._set_ents(doc, [sp for sp, _ in ents], [s for _, s in ents])
         classes = list(ans.get("cls", []))
         schema = doc._.ldnet_schema if doc._.ldnet_schema is not None else (self.schema or {})
-        for label in schema.get("cls", []):
+        for label in _class_labels(schema):
             doc.cats[label] = 1.0 if label in classes else 0.0
         doc._.relations = relations
         doc._.events = events

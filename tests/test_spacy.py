@@ -222,3 +222,15 @@ def test_demo_model():
     assert sum(len(d.spans["ldnet"]) for d in docs) > 0, "the demo model finds entities"
     for d in docs:
         assert all(s.label_ in schema["ent"] for s in d.spans["ldnet"])
+
+
+def test_gliner2_schema(folder, ie):
+    """A GLiNER2 schema dict in the component's config: the pipeline's unified answer, its classes in doc.cats."""
+    g2 = {"entities": {"person": "a human being", "location": None},
+          "classifications": [{"task": "kind", "labels": ["news", "chat"], "multi_label": True, "cls_threshold": 0.0}]}
+    nlp = spacy.blank("en")
+    nlp.add_pipe("ldnet", config={"model": str(folder), "schema": g2})
+    doc = nlp(TEXT)
+    assert doc._.ldnet_ans == ie({"id": 0, "text": TEXT, "schema": g2})
+    assert [(e.text, e.label_) for e in doc.spans["ldnet"]] == [(e["text"], e["type"]) for e in doc._.ldnet_ans["ent"]]
+    assert set(doc.cats) == {"news", "chat"} and {k for k, v in doc.cats.items() if v} == set(doc._.classes)
