@@ -354,6 +354,8 @@ class DecodeReport:
     cut: dict[int, set[str]] = field(default_factory=dict)
     record_ids: dict[int, Any] = field(default_factory=dict)
     variants_dropped: dict[int, int] = field(default_factory=dict)
+    #: per record index, relations dropped because an argument lacked a declared type (:func:`typed_arguments`)
+    untyped_dropped: dict[int, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         recs = ", ".join(f"{self.record_ids.get(r, r)!r} ({', '.join(sorted(labels))})" for r, labels in sorted(self.cut.items()))
@@ -418,8 +420,17 @@ def decode_extraction(
             score = min(chain_score[ch] for ch in support)
             for unit in item_units(item, meta):
                 units[unit] = max(score, units.get(unit, 0.0))
+    typed: dict[int, tuple[list[dict], bool]] = {}
+    for meta in metas:  # typed relation arguments per record (the same on every window / schema pass)
+        entry = typed.setdefault(meta.record_index, (getattr(meta, "arg_types", None) or [], False))
+        typed[meta.record_index] = (entry[0], entry[1] or bool(meta.schema.get("ent")))
     answers = []
     for r in range(n_records):
+        arg_types, with_entities = typed.get(r, ([], False))
+        if arg_types and with_entities:
+            merged[r], filtered = typed_arguments(merged[r], arg_types)
+            if filtered:
+                report.untyped_dropped[r] = filtered
         units, dropped = _span_hygiene(merged[r], texts[r], span_hygiene)
         if dropped:
             report.variants_dropped[r] = dropped
@@ -458,6 +469,25 @@ def apply_label_thresholds(normal: dict, low: dict | None, thresholds: dict[str,
         else:
             out.pop(task, None)
     return out
+
+
+def typed_arguments(units: dict[tuple, float], arg_types: Sequence[dict]) -> tuple[dict[tuple, float], int]:
+    """Drop the relation units whose head (tail) span is not an extracted entity of a declared type
+    (``[{"relation", "head": [types], "tail": [types]}]``, a missing side allows any); returns the kept units and how
+    many were dropped. Applied only when the call extracts entities too."""
+    spans: dict[tuple, set[str]] = {}
+    for key in units:
+        if key[0] == "ent":
+            spans.setdefault(key[2], set()).add(key[1])
+    declared = {a["relation"]: a for a in arg_types}
+    kept: dict[tuple, float] = {}
+    for key, score in units.items():
+        spec = declared.get(key[1]) if key[0] == "rel" else None
+        if spec is not None and any(side in spec and not spans.get(key[pos], set()) & set(spec[side])
+                                    for side, pos in (("head", 2), ("tail", 3))):
+            continue
+        kept[key] = score
+    return kept, len(units) - len(kept)
 
 
 def check_finite_logits(logits: Any, metas: Sequence[Any]) -> None:

@@ -54,6 +54,7 @@ class FeatureMeta:
     label_positions: dict[str, dict[str, int]] = field(default_factory=dict)
     schema_group: int = 0  # which label group of a split schema this feature encodes (0 when not split)
     schema_groups: int = 1  # how many label groups (passes) the record's schema was split into
+    arg_types: list[dict] = field(default_factory=list)  # typed relation arguments (schema.relation_arg_types)
 
 
 @dataclass

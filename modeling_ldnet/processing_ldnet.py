@@ -315,6 +315,7 @@ class LDNetProcessor(ProcessorMixin):
                         label_positions=positions,
                         schema_group=group,
                         schema_groups=n_groups,
+                        arg_types=rec.get("arg_types") or [],
                     ),
                 }
             )

@@ -29,6 +29,9 @@ from .vocabulary_ldnet import TASK_FIELDS as SCHEMA_FIELDS
 OVERFLOW_MODES = ("window", "error", "truncate")
 #: the key of the descriptions list: top level of a normalised record, ``schema.descriptions`` in the Arrow form
 DESCRIPTIONS = "descriptions"
+#: the key of the typed relation arguments of a normalised record: ``[{"relation", "head": [types], "tail": [types]}]``
+ARG_TYPES = "arg_types"
+_ARG_KEYS = ("head", "tail", "description")
 #: the schema fields whose labels may carry a description
 DESCRIBED_FIELDS: tuple[str, ...] = SCHEMA_LIST_FIELDS
 #: Common spellings of schema fields, for "did you mean" hints.
@@ -196,8 +199,10 @@ def normalize_schema(schema: Any, record_id: Any = None, extra_descriptions: Any
         v = schema_in.get(f)
         if v is None:
             continue
-        if isinstance(v, dict):  # {label: description or None}
+        if isinstance(v, dict):  # {label: description or None}; rel: or {"head", "tail", "description"}
             for lab, desc in v.items():
+                if f == "rel" and isinstance(desc, dict):  # typed arguments (relation_arg_types)
+                    desc = desc.get("description")
                 if desc is not None:
                     described[(f, lab)] = _description(rid, f"schema.{f}[{lab!r}]", lab, desc)
             out[f] = list(v)
@@ -223,6 +228,36 @@ def normalize_schema(schema: Any, record_id: Any = None, extra_descriptions: Any
         if (f, lab) in described
     ]
     return out, descriptions
+
+
+def relation_arg_types(schema: Any, record_id: Any, ent_labels: list[str]) -> list[dict]:
+    """``[{"relation", "head", "tail"}]`` of a schema's typed relations (``{"rel": {"work for": {"head": ["person"],
+    "tail": ["organization"]}}}``; a missing side allows any type). Every type must be one of ``ent_labels`` (the
+    schema's entity labels): a :class:`RecordError` names the relation and the type otherwise."""
+    rel = schema.get("rel") if isinstance(schema, dict) else None
+    out = []
+    for lab, spec in (rel.items() if isinstance(rel, dict) else ()):
+        if not isinstance(spec, dict):
+            continue
+        where = f"schema.rel[{lab!r}]"
+        unknown = sorted(set(spec) - set(_ARG_KEYS), key=str)
+        if unknown:
+            raise RecordError(record_id, where, f"unknown key {unknown[0]!r} (allowed: {list(_ARG_KEYS)})")
+        item: dict[str, Any] = {"relation": lab}
+        for side in ("head", "tail"):
+            types = spec.get(side)
+            if types is None:
+                continue
+            if not isinstance(types, (list, tuple)) or not types or not all(isinstance(t, str) for t in types):
+                raise RecordError(record_id, f"{where}.{side}", f"expected a non-empty list of entity types, got {types!r:.60}")
+            missing = [t for t in types if t not in ent_labels]
+            if missing:
+                raise RecordError(record_id, f"{where}.{side}", f"argument type {missing[0]!r} of relation {lab!r} is "
+                                                                f"not one of the schema's entity labels {ent_labels}")
+            item[side] = list(types)
+        if len(item) > 1:
+            out.append(item)
+    return out
 
 
 def normalize_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -252,6 +287,9 @@ def normalize_record(record: dict[str, Any]) -> dict[str, Any]:
     out["ans"] = {k: copy.deepcopy(v) for k, v in ans_in.items() if v}
     if descriptions:
         out[DESCRIPTIONS] = descriptions
+    arg_types = relation_arg_types(record.get("schema"), rid, schema.get("ent", []))
+    if arg_types:
+        out[ARG_TYPES] = arg_types
     return out
 
 

@@ -102,6 +102,17 @@ class LabelDescription(BaseModel):
     description: str | None = None
 
 
+class RelationArgs(BaseModel):
+    """A relation's argument types (and description): only relations whose head / tail carry one are emitted when
+    entities are extracted in the same request."""
+
+    model_config = _STRICT
+
+    head: list[str] | None = None
+    tail: list[str] | None = None
+    description: str | None = None
+
+
 class Schema(BaseModel):
     """What to extract. Labels are free strings (the model reads them), e.g. ``{"ent": ["person"], "rel":
     ["live in"], "event": {"attack": ["attacker", "target"]}}``; an empty schema + instruction is extractive QA.
@@ -113,7 +124,8 @@ class Schema(BaseModel):
     cls: Labels | None = Field(None, description="class labels (text classification)")
     ent: Labels | None = Field(None, description="entity types")
     discontinuous_ent: Labels | None = Field(None, description="discontinuous entity types")
-    rel: Labels | None = Field(None, description="relation types")
+    rel: list[str] | dict[str, str | RelationArgs | None] | None = Field(
+        None, description="relation types; `{relation: {head: [types], tail: [types]}}` declares argument types")
     hyper_rel: dict[str, list[str]] | list[NamedLabels] | None = Field(
         None, description="relation -> qualifier roles (or the list form `[{name, labels}]`)")
     event: dict[str, list[str]] | list[NamedLabels] | None = Field(
@@ -362,6 +374,8 @@ def _schema_dict(schema: Schema | Gliner2Schema, loc: list, limits: Limits, rese
                 raise _invalid([*loc, task], f"duplicate label {label!r} at {where} (also {seen[(group, label)]})")
             seen[(group, label)] = where
             desc = value.get(label) if task not in ("event", "hyper_rel") and isinstance(value, dict) else None
+            if isinstance(desc, dict):  # typed relation arguments (checked by the pipeline's schema normaliser)
+                desc = desc.get("description")
             if desc is not None and not desc.strip():
                 raise _invalid([*loc, task], f"empty description of label {label!r} at {where}; use null for a "
                                "label without one")

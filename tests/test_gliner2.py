@@ -262,3 +262,33 @@ def test_unseen_labels_warned_once_per_call(ie, caplog):
         assert ie.last_report.unseen_labels == {"ent": ["city"], "cls": ["business", "sports"]}
     finally:
         ie.model.config.trained_labels = None
+
+
+def test_typed_relation_arguments(ie):
+    """issue #21 item 2: a relation may declare its argument types; with entities extracted in the same call, only
+    relations whose head / tail carry a declared type are emitted."""
+    free = {"ent": ["person", "company", "city"], "rel": ["works for", "located in"]}
+    typed = {"ent": ["person", "company", "city"],
+             "rel": {"works for": {"head": ["person"], "tail": ["company"], "description": "employment"},
+                     "located in": {"head": ["person"]}}}  # Acme Corp is a company: located in is dropped
+    assert {r["relation"] for r in ie(TEXT, schema=free)["rel"]} == {"works for", "located in"}
+    out = ie(TEXT, schema=typed)
+    assert [(r["relation"], r["head"]["text"], r["tail"]["text"]) for r in out["rel"]] == [
+        ("works for", "Jerry Smith", "Acme Corp")]
+    # city (0.4) is below the threshold, so a tail typed city finds no entity there
+    out = ie(TEXT, schema={**typed, "rel": {"located in": {"tail": ["city"]}}})
+    assert "rel" not in out
+    # without entities in the call there is nothing to check against: relations as decoded
+    assert "rel" in ie(TEXT, schema={"rel": {"located in": None}})
+    from modeling_ldnet.schema import RecordError, normalize_record
+
+    with pytest.raises(RecordError, match=r"argument type 'org' of relation 'works for' is not one of the schema's "
+                                          r"entity labels \['person'\]"):
+        normalize_record({"text": TEXT, "schema": {"ent": ["person"], "rel": {"works for": {"tail": ["org"]}}}})
+    with pytest.raises(RecordError, match=r"unknown key 'heads'"):
+        normalize_record({"text": TEXT, "schema": {"ent": ["person"], "rel": {"works for": {"heads": ["person"]}}}})
+    rec = normalize_record({"text": TEXT, "schema": typed})
+    assert rec["schema"]["rel"] == ["works for", "located in"]
+    assert rec["arg_types"] == [{"relation": "works for", "head": ["person"], "tail": ["company"]},
+                                {"relation": "located in", "head": ["person"]}]
+    assert rec["descriptions"] == [{"task": "rel", "label": "works for", "description": "employment"}]

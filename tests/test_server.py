@@ -568,3 +568,15 @@ def test_gliner2_schemas_and_output(ie):
     assert bad.status_code == 422 and "threshold" in bad.text
     assert bad_key.status_code == 422 and "structures: GLiNER2 JSON structures are not supported" in bad_key.text
     assert stray.status_code == 422 and "include_spans" in stray.text
+
+
+def test_typed_relation_arguments(ie):
+    typed = {"ent": ["person", "location", "organization"],
+             "rel": {"work for": {"head": ["person"], "tail": ["organization"]}, "live in": None}}
+    with TestClient(create_app(ie, ServerSettings(max_wait_ms=0))) as client:
+        r = client.post("/extract", json={"texts": TEXTS, "schema": typed})
+        bad = client.post("/extract", json={"text": TEXTS[0], "schema": {"ent": ["person"],
+                                                                         "rel": {"work for": {"tail": ["org"]}}}})
+    assert r.status_code == 200, r.text
+    assert r.json()["results"] == json.loads(json.dumps(ie(TEXTS, schema=typed)))
+    assert bad.status_code == 422 and "argument type 'org' of relation 'work for'" in bad.text
