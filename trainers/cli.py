@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .console import ArgumentParser, console_entry, import_deferred
+from .console import ArgumentParser, console_entry, deferred_getattr, import_deferred
 
 # The training stack (torch, transformers, datasets, the model): the imports in the TYPE_CHECKING block below are run
 # by _import_training_stack() when a command runs, not when the module is imported, so that the console script's
@@ -82,14 +82,8 @@ def _import_training_stack() -> None:
     import_deferred(globals())
 
 
-def __getattr__(name: str) -> Any:
-    # the re-exported names (DataArguments, ModelArguments, load_splits, ...) for `from trainers.cli import ...`
-    if not name.startswith("__"):
-        _import_training_stack()
-        name = {"_setup_logging": "setup_logging"}.get(name, name)  # the former private name
-        if name in globals():
-            return globals()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: re-exported names of the training stack (``from trainers.cli import ...``), imported on first use
+__getattr__ = deferred_getattr(globals(), aliases={"_setup_logging": "setup_logging"})  # the former private name
 
 
 logger = logging.getLogger("ldnet.train")

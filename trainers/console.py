@@ -146,6 +146,22 @@ def __getattr__(name: str) -> Any:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def deferred_getattr(namespace: dict[str, Any], aliases: dict[str, str] | None = None) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) for an entry point's module: the first access of a name it lacks runs its
+    deferred imports (:func:`import_deferred`), so ``from trainers.<module> import <training-stack name>`` works;
+    ``aliases`` maps former names to current ones."""
+
+    def __getattr__(name: str) -> Any:
+        if not name.startswith("__"):
+            import_deferred(namespace)
+            name = (aliases or {}).get(name, name)
+            if name in namespace:
+                return namespace[name]
+        raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
 def import_deferred(namespace: dict[str, Any]) -> None:
     """Run the import statements of the ``if TYPE_CHECKING:`` block of the module whose globals are ``namespace``.
 

@@ -36,7 +36,7 @@ from modeling_ldnet.schema import normalize_record
 from modeling_ldnet.vocabulary_ldnet import TASK_FIELDS
 
 from .cli import train_main
-from .console import ArgumentParser, console_entry, import_deferred
+from .console import ArgumentParser, console_entry, deferred_getattr, import_deferred
 
 # The training stack (torch, transformers, datasets, the model): the imports in the TYPE_CHECKING block below are run
 # by _import_training_stack() when a command runs, not when the module is imported, so that the console script's
@@ -62,13 +62,8 @@ def _import_training_stack() -> None:
     import_deferred(globals())
 
 
-def __getattr__(name: str) -> Any:
-    # re-exported names (``from trainers.fewshot import ...``) of the training stack
-    if not name.startswith("__"):
-        _import_training_stack()
-        if name in globals():
-            return globals()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: re-exported names of the training stack (``from trainers.fewshot import ...``), imported on first use
+__getattr__ = deferred_getattr(globals())
 
 
 logger = logging.getLogger("ldnet.fewshot")

@@ -51,7 +51,7 @@ from modeling_ldnet.modelcard_ldnet import card_metrics, portable_model_id, upda
 from processing import BENCHMARKS, convert_benchmark, load_unified, write_unified
 from processing.paths import pretrain_data_dir, shared_data_dir
 
-from .console import console_entry, import_deferred
+from .console import console_entry, deferred_getattr, import_deferred
 from .instructions import INSTRUCTION_MODES, InstructionSampler, canonical_task, derive_seed
 from .schema_aug import LabelPool, SchemaAugConfig, SchemaAugmenter
 
@@ -78,13 +78,8 @@ def _import_training_stack() -> None:
     import_deferred(globals())
 
 
-def __getattr__(name: str) -> Any:
-    # re-exported names (``from trainers.pretrain import ...``) of the training stack
-    if not name.startswith("__"):
-        _import_training_stack()
-        if name in globals():
-            return globals()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: re-exported names of the training stack (``from trainers.pretrain import ...``), imported on first use
+__getattr__ = deferred_getattr(globals())
 
 
 logger = logging.getLogger("ldnet.pretrain")
