@@ -93,17 +93,24 @@ def decode_tags(
     return spans
 
 
+def block_entities(block: list, tag_column: int, scheme: str, path: Path, split: str, report: ConversionReport
+                   ) -> tuple[TokenText, list[dict[str, Any]]]:
+    """The text and the typed entities (:data:`LABELS`) of one CoNLL sentence block ``[(line, columns)]`` whose tags
+    (``scheme``) are in ``tag_column``; an unknown type raises :class:`SourceFormatError` naming its line."""
+    tt = TokenText([cols[0] for _, cols in block])
+    lines = [ln for ln, _ in block]
+    ents = []
+    for s, e, typ in decode_tags([cols[tag_column] for _, cols in block], scheme, path, lines, report, split):
+        if typ not in LABELS:
+            raise SourceFormatError(path, lines[s], f"unknown entity type {typ!r}; expected {sorted(LABELS)}")
+        ents.append({"type": LABELS[typ], **tt.mention(s, e)})
+    return tt, ents
+
+
 def _read_split(path: Path, split: str, instruction: str, report: ConversionReport) -> Iterator[dict[str, Any]]:
     labels = list(LABELS.values())
     for n, block in enumerate(iter_blocks(path, sep=" ", ncols=4)):
-        tokens = [cols[0] for _, cols in block]
-        lines = [ln for ln, _ in block]
-        tt = TokenText(tokens)
-        ents = []
-        for s, e, typ in decode_tags([cols[3] for _, cols in block], "iob1", path, lines, report, split):
-            if typ not in LABELS:
-                raise SourceFormatError(path, lines[s], f"unknown entity type {typ!r}; expected {sorted(LABELS)}")
-            ents.append({"type": LABELS[typ], **tt.mention(s, e)})
+        tt, ents = block_entities(block, 3, "iob1", path, split, report)
         yield unified_record(f"conll03.{split}.{n}", instruction, {"ent": labels}, tt.text, {"ent": ents})
 
 

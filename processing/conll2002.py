@@ -23,8 +23,8 @@ from typing import Any
 
 from modeling_ldnet.vocabulary_ldnet import NER_INSTRUCTION
 
-from .conll03 import LABELS, decode_tags
-from .convert import ConversionReport, TokenText, register_split_files, unified_record
+from .conll03 import LABELS, block_entities
+from .convert import ConversionReport, register_split_files, unified_record
 from .registry import SourceFormatError
 
 LANGUAGES = {"es": "esp", "nl": "ned"}
@@ -63,14 +63,7 @@ def _reader(lang: str):
     def read_split(path: Path, split: str, instruction: str, report: ConversionReport) -> Iterator[dict[str, Any]]:
         labels = list(LABELS.values())
         for n, block in enumerate(iter_sentences(path, split, report)):
-            tokens = [cols[0] for _, cols in block]
-            lines = [ln for ln, _ in block]
-            tt = TokenText(tokens)
-            ents = []
-            for s, e, typ in decode_tags([cols[2] for _, cols in block], "iob2", path, lines, report, split):
-                if typ not in LABELS:
-                    raise SourceFormatError(path, lines[s], f"unknown entity type {typ!r}; expected {sorted(LABELS)}")
-                ents.append({"type": LABELS[typ], **tt.mention(s, e)})
+            tt, ents = block_entities(block, 2, "iob2", path, split, report)
             yield unified_record(f"conll2002-{lang}.{split}.{n}", instruction, {"ent": labels}, tt.text, {"ent": ents})
 
     return read_split
