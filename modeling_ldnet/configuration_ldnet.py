@@ -103,6 +103,12 @@ class LDNetConfig(PretrainedConfig):
             --calibrate_label_thresholds``). The pipeline maps them onto any schema order at decode time: a named
             label's items are kept when their score reaches its threshold (decoded lower when it is below the
             channels'); every other label keeps the channel thresholds. A call's explicit ``threshold=`` overrides them.
+        relation_arg_types (`dict[str, dict[str, list[str]]]`, *optional*): the model's default argument types per
+            relation **name**, ``{"work for": {"head": ["people"], "tail": ["organization"]}}`` (a missing side allows
+            any type), derived from the training data by ``ldnet-train --derive_arg_types``
+            (``trainers.arg_types.derive_arg_types``). The pipeline applies them to a schema's plain relation labels
+            when the same call extracts entities (each side cut to the schema's entity labels; a side with none of
+            them leaves the relation untyped); a schema's own typed form wins; ``arg_types=False`` turns them off.
         default_instruction (`str`, *optional*): the instruction ``pipeline("universal-ie")`` gives a record that has
             none: the one the model was trained with (``""`` for an instruction-free model, e.g. ``make demo``'s;
             ``ldnet-train`` sets it when every training record carries the same instruction). ``None``: a
@@ -173,6 +179,7 @@ class LDNetConfig(PretrainedConfig):
         decode_threshold: float = 0.5,
         decode_channel_thresholds: list[float] | None = None,
         decode_label_thresholds: dict[str, dict[str, float]] | None = None,
+        relation_arg_types: dict[str, dict[str, list[str]]] | None = None,
         default_instruction: str | None = None,
         decode_max_parts: int = 8,
         decode_max_links_per_row: int = 16,
@@ -233,6 +240,13 @@ class LDNetConfig(PretrainedConfig):
             {t: dict(v) for t, v in decode_label_thresholds.items()}
             if isinstance(decode_label_thresholds, dict) and all(isinstance(v, dict) for v in decode_label_thresholds.values())
             else decode_label_thresholds
+        )
+        self.relation_arg_types = (  # copied; anything malformed is kept as given for _validate to name
+            {r: {side: list(t) for side, t in spec.items()} for r, spec in relation_arg_types.items()}
+            if isinstance(relation_arg_types, dict)
+            and all(isinstance(v, dict) and all(isinstance(t, (list, tuple)) for t in v.values())
+                    for v in relation_arg_types.values())
+            else relation_arg_types
         )
         self.default_instruction = default_instruction
         self.decode_max_parts = decode_max_parts
@@ -302,6 +316,16 @@ class LDNetConfig(PretrainedConfig):
                 for label, t in labels.items():
                     if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t < 1.0:
                         raise bad("decode_label_thresholds", f"{task}[{label!r}] must be in (0, 1)")
+        if self.relation_arg_types is not None:
+            table = self.relation_arg_types
+            if not isinstance(table, dict):
+                raise bad("relation_arg_types", 'must be {relation: {"head": [types], "tail": [types]}}')
+            for rel, spec in table.items():
+                if not isinstance(spec, dict) or not spec or set(spec) - {"head", "tail"}:
+                    raise bad("relation_arg_types", f'{rel!r} must be {{"head": [types], "tail": [types]}}')
+                for side, types in spec.items():
+                    if not isinstance(types, list) or not types or not all(isinstance(t, str) and t for t in types):
+                        raise bad("relation_arg_types", f"{rel!r}.{side} must be a non-empty list of entity types")
         if self.default_instruction is not None and not isinstance(self.default_instruction, str):
             raise bad("default_instruction", "must be a string or None")
         if self.decode_max_parts < 1:

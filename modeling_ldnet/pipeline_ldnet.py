@@ -35,6 +35,7 @@ from .schema import (
     check_schema_fields,
     check_threshold,
     schema_labels,
+    with_default_arg_types,
 )
 from .vocabulary_ldnet import DEFAULT_INSTRUCTIONS, TASK_FIELDS
 
@@ -62,7 +63,7 @@ def rejected_items(accepted: dict, candidates: dict, k: int) -> list[dict]:
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "image_mask")
 _IGNORED_KWARGS = ("local_files_only", "trust_remote_code")
 _CALL_PARAMS = ("schema", "instruction", "bg", "images", "threshold", "return_scores", "return_cls_scores", "return_rejected",
-                "window_stride", "overflow", "batch_size", "num_workers", "output_format", "include_confidence",
+                "arg_types", "window_stride", "overflow", "batch_size", "num_workers", "output_format", "include_confidence",
                 "include_spans")
 #: the keys of an input record (a near miss of one, e.g. ``shema``, is an error naming it, never "no schema")
 _RECORD_KEYS = ("id", "instruction", "schema", "text", "bg", "ans", "image", DESCRIPTIONS)
@@ -108,6 +109,9 @@ class UniversalIEPipeline(Pipeline):
     * ``images``: one image (path, PIL image, array or ``[3, h, w]`` tensor) per text, for multimodal checkpoints.
     * ``threshold``: decoding threshold on link probabilities (default: the processor's, i.e. the config's).
     * ``return_scores`` (default True): each item carries ``score`` (smallest link probability of its chain).
+    * ``arg_types`` (default True): apply the model's default relation argument types (``config.relation_arg_types``,
+      ``ldnet-train --derive_arg_types``) to the schema's plain relation labels when entities are extracted too;
+      ``False`` decodes relations untyped. A schema's own ``{"rel": {label: {"head", "tail"}}}`` always applies.
     * ``window_stride`` / ``overflow``: long-text handling for this call (the processor's by default): texts longer
       than ``max_seq_length`` are split into overlapping windows whose answers are merged without duplicates.
     * ``batch_size``: records per forward pass (all windows of a record go in the same pass).
@@ -199,6 +203,7 @@ class UniversalIEPipeline(Pipeline):
         overflow: str | None = None,
         return_cls_scores: bool | None = None,
         return_rejected: int | None = None,
+        arg_types: bool | None = None,
         **kwargs: Any,
     ) -> tuple[dict, dict, dict]:
         unknown = sorted(set(kwargs) - set(_IGNORED_KWARGS))
@@ -216,8 +221,11 @@ class UniversalIEPipeline(Pipeline):
             window_stride = check_int(window_stride, "universal-ie: window_stride", 0)
         if overflow is not None:
             check_overflow(overflow, "universal-ie: overflow")
+        if arg_types is not None and not isinstance(arg_types, bool):
+            raise TypeError(f"universal-ie: arg_types must be True or False, got {arg_types!r:.60}")
         pre: dict[str, Any] = {}
         for name, value in (
+            ("arg_types", arg_types),
             ("schema", schema),
             ("instruction", instruction),
             ("bg", bg),
@@ -372,6 +380,7 @@ class UniversalIEPipeline(Pipeline):
         images: Any = None,
         window_stride: int | None = None,
         overflow: str | None = None,
+        arg_types: bool = True,
         _offset: int = 0,
         _report: EncodingReport | None = None,
     ) -> dict[str, Any]:
@@ -386,6 +395,8 @@ class UniversalIEPipeline(Pipeline):
             if instruction is None:  # the instruction the model was trained with ("" for instruction-free models)
                 instruction = getattr(self.model.config, "default_instruction", None)
             rec, img = self._to_record(item, _offset + i, schema, instruction, bg)
+            if arg_types:  # the model's default argument types (config.relation_arg_types) on plain relation labels
+                rec["schema"] = with_default_arg_types(rec["schema"], getattr(self.model.config, "relation_arg_types", None))
             if images is not None and not _is_image_missing(images[i]):
                 img = images[i]
             records.append(rec)

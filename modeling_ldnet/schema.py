@@ -260,6 +260,31 @@ def relation_arg_types(schema: Any, record_id: Any, ent_labels: list[str]) -> li
     return out
 
 
+def with_default_arg_types(schema: Any, defaults: dict[str, dict[str, list[str]]] | None) -> Any:
+    """``schema`` with a model's default argument types (``config.relation_arg_types``) on its relation labels that
+    declare none: each side cut to the schema's entity labels (a side left with none of them makes the relation
+    untyped); a label's own typed form and its description are kept. Schemas without entity labels (nothing to
+    check the arguments against) or without relation labels come back unchanged."""
+    if not defaults or not isinstance(schema, dict) or not schema.get("ent") or not schema.get("rel"):
+        return schema
+    ents = set(schema["ent"])
+    rel = schema["rel"]
+    specs = dict(rel) if isinstance(rel, dict) else {label: None for label in rel}
+    changed = False
+    for label, spec in specs.items():
+        if isinstance(spec, dict) and (spec.get("head") is not None or spec.get("tail") is not None):
+            continue  # typed by the caller
+        default = defaults.get(label)
+        if not default:
+            continue
+        typed = {side: [t for t in types if t in ents] for side, types in default.items()}
+        if any(not types for types in typed.values()):
+            continue  # the schema cannot extract every type the model allows on that side: no check possible
+        specs[label] = {**typed, **({"description": spec} if isinstance(spec, str) else spec or {})}
+        changed = True
+    return {**schema, "rel": specs} if changed else schema
+
+
 def normalize_record(record: dict[str, Any]) -> dict[str, Any]:
     """Return a deep-copied record in canonical SPEC form (dict schemas, all keys present, no ``None``; plus
     ``descriptions`` when a schema label has one, see the module docstring)."""

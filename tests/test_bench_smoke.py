@@ -271,3 +271,24 @@ def test_cooccurrence_counts_unrelated_pairs_exactly():
     assert counts["fpr"] == 2 / 7 and counts["hard_fpr"] == 1 / 6
     assert cooccurrence_counts(gold, at_threshold(pred, 0.5))["fp_pairs"] == 1  # b -> a (0.3) filtered
     assert relation_prf(gold, pred) == {"p": 1 / 3, "r": 1.0, "f1": 0.5}
+
+
+def test_cooccurrence_typed_schema_and_seed_summary():
+    import pytest
+    from cooccurrence import ARG_TYPES, summarise, typed_schema
+
+    schema = {"ent": ["people", "location"], "rel": ["live in", "kill"]}
+    assert typed_schema(schema, ARG_TYPES["conll04"]) == {
+        "ent": ["people", "location"],
+        "rel": {"live in": {"head": ["people"], "tail": ["location"]}, "kill": {"head": ["people"], "tail": ["people"]}}}
+    with pytest.raises(KeyError, match="'born in'"):
+        typed_schema({"ent": [], "rel": ["born in"]}, ARG_TYPES["conll04"])
+    runs = {"ld": [{"fpr": 0.1, "hard_fpr": 0.0, "rel": {"p": 0.5, "r": 0.5, "f1": 0.5}},
+                   {"fpr": 0.3, "hard_fpr": 0.2, "rel": {"p": 0.7, "r": 0.7, "f1": 0.7},
+                    "typed": {"fpr": 0.0, "rel": {"p": 1.0, "r": 0.5, "f1": 2 / 3}}}],
+            "nold": [{"fpr": 0.4, "hard_fpr": 0.4, "rel": {"p": 0.2, "r": 0.2, "f1": 0.2}}]}
+    row = summarise(runs, "ld")
+    assert row["fpr"] == pytest.approx(0.2) and row["fpr_std"] == pytest.approx(0.1)
+    assert row["rel_f1"] == pytest.approx(0.6) and row["typed_rel_p"] == 1.0 and row["seeds"] == 2
+    assert row["fpr_nold"] == 0.4 and row["fpr_std_nold"] == 0.0 and row["seeds_nold"] == 1
+    assert "typed_rel_p_nold" not in row and "channel_rel_f1" not in row

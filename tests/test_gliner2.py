@@ -292,3 +292,77 @@ def test_typed_relation_arguments(ie):
     assert rec["arg_types"] == [{"relation": "works for", "head": ["person"], "tail": ["company"]},
                                 {"relation": "located in", "head": ["person"]}]
     assert rec["descriptions"] == [{"task": "rel", "label": "works for", "description": "employment"}]
+
+
+def test_model_default_arg_types(ie):
+    """config.relation_arg_types (ldnet-train --derive_arg_types): applied to plain relation labels when the call
+    extracts entities, cut to the schema's entity labels, overridden by the schema's own form, off with arg_types=False."""
+    from modeling_ldnet.schema import with_default_arg_types
+
+    defaults = {"works for": {"head": ["person"], "tail": ["company"]}, "located in": {"head": ["person"], "tail": ["city"]}}
+    free = {"ent": ["person", "company", "city"], "rel": ["works for", "located in"]}
+    assert with_default_arg_types(free, defaults) == {"ent": ["person", "company", "city"], "rel": {
+        "works for": {"head": ["person"], "tail": ["company"]}, "located in": {"head": ["person"], "tail": ["city"]}}}
+    # a side with none of the schema's entity labels: untyped; a description is kept; a typed label is the caller's
+    assert with_default_arg_types({"ent": ["person", "city"], "rel": {"works for": "employment", "located in": None}},
+                                  defaults) == {"ent": ["person", "city"], "rel": {
+        "works for": "employment", "located in": {"head": ["person"], "tail": ["city"]}}}
+    own = {"ent": ["person", "company"], "rel": {"works for": {"tail": ["person"]}}}
+    assert with_default_arg_types(own, defaults) is own
+    assert with_default_arg_types({"rel": ["works for"]}, defaults) == {"rel": ["works for"]}  # no entities: unchanged
+    assert with_default_arg_types(free, None) is free
+
+    cfg = ie.model.config
+    try:
+        cfg.relation_arg_types = defaults
+        rels = lambda out: sorted((r["relation"], r["head"]["text"], r["tail"]["text"]) for r in out.get("rel", []))
+        # Acme Corp is a company, not a person: located in (Acme Corp -> Boston) is dropped by the model's default
+        assert rels(ie(TEXT, schema=free)) == [("works for", "Jerry Smith", "Acme Corp")]
+        assert rels(ie(TEXT, schema=free, arg_types=False)) == [("located in", "Acme Corp", "Boston"),
+                                                               ("works for", "Jerry Smith", "Acme Corp")]
+        # the schema's own declaration wins over the default
+        own = {**free, "rel": {"works for": None, "located in": {"head": ["company"]}}}
+        assert rels(ie(TEXT, schema=own)) == [("located in", "Acme Corp", "Boston"), ("works for", "Jerry Smith", "Acme Corp")]
+        # in any schema order
+        assert rels(ie(TEXT, schema={"ent": ["city", "company", "person"], "rel": ["located in", "works for"]})) == [
+            ("works for", "Jerry Smith", "Acme Corp")]
+        with pytest.raises(TypeError, match="arg_types must be True or False"):
+            ie(TEXT, schema=free, arg_types="yes")
+    finally:
+        cfg.relation_arg_types = None
+
+
+def test_relation_arg_types_config_is_validated():
+    from modeling_ldnet import LDNetConfig
+
+    assert LDNetConfig(relation_arg_types={"kill": {"head": ["people"]}}).relation_arg_types == {"kill": {"head": ["people"]}}
+    for bad, msg in (({"kill": ["people"]}, r"'kill' must be"), ({"kill": {"heads": ["people"]}}, r"'kill' must be"),
+                     ({"kill": {"head": []}}, r"'kill'.head must be a non-empty list"), (["kill"], "must be")):
+        with pytest.raises(ValueError, match=rf"relation_arg_types.*{msg}"):
+            LDNetConfig(relation_arg_types=bad)
+
+
+def test_derive_arg_types_from_training_records():
+    from trainers.arg_types import derive_arg_types
+
+    def ent(t, s):
+        return {"type": t, "text": "x", "span": list(s)}
+
+    def rel(r, h, t):
+        return {"relation": r, "head": {"text": "x", "span": list(h)}, "tail": {"text": "x", "span": list(t)}}
+
+    recs = [{"ans": {"ent": [ent("person", (0, 1)), ent("company", (2, 3)), ent("city", (4, 5))],
+                     "rel": [rel("works for", (0, 1), (2, 3)), rel("located in", (2, 3), (4, 5))]}},
+            {"ans": {"ent": [ent("person", (0, 1)), ent("city", (2, 3))],
+                     "rel": [rel("works for", (0, 1), (2, 3)), rel("works for", (0, 1), (6, 7))]}},
+            {"ans": {"rel": [rel("born in", (0, 1), (2, 3))]}}]  # relation-only: nothing to type
+    table, report = derive_arg_types(recs)
+    assert table == {"works for": {"head": ["person"], "tail": ["company", "city"]},
+                     "located in": {"head": ["company"], "tail": ["city"]}}
+    assert report["untyped_arguments"] == {"works for": 1, "born in": 2} and report["relations"] == 3
+    table, report = derive_arg_types(recs, min_share=0.6)
+    # works for's tails: company 1, city 1 (one more untyped): neither reaches 0.6, so the tail is left free
+    assert table == {"works for": {"head": ["person"]}, "located in": {"head": ["company"], "tail": ["city"]}}
+    assert report["left_out"] == {"works for": {"tail": ["company", "city"]}}
+    with pytest.raises(ValueError, match="min_share"):
+        derive_arg_types(recs, min_share=1.0)

@@ -71,7 +71,7 @@ ADAPTER_CONFIG_FILE = "adapter_config.json"
 ADAPTER_FORMAT = "ldnet-lora/1"
 #: config attributes a training run changes and an adapter carries (applied when it is loaded / activated)
 ADAPTER_CONFIG_KEYS: tuple[str, ...] = ("trained_labels", "default_instruction", "decode_channel_thresholds", "decode_threshold",
-                       CARD_INFO_ATTR)
+                       "decode_label_thresholds", "relation_arg_types", CARD_INFO_ATTR)
 _LINEAR_TYPES = (nn.Linear, Conv1D)
 
 

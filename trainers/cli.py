@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # also run by _import_training_stack() (console.import_deferr
     from modeling_ldnet.modelcard_ldnet import CARD_INFO_ATTR, card_metrics, collect_schema, update_model_card
 
     from .adapters import AdapterArguments, apply_adapter_arguments, save_adapter_folder
+    from .arg_types import derive_arg_types
     from .augmented import AugmentedRecordDataset, EpochCallback
     from .calibration import calibrate_label_thresholds, calibrate_thresholds
     from .console import ArgumentsParser
@@ -306,6 +307,17 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
         trainer.save_metrics("train", metrics)
         trainer.save_state()
         results.update(metrics)
+
+    if do_train and training_args.derive_arg_types:
+        table, rep = derive_arg_types(splits["train"])
+        if not table:
+            raise ValueError("--derive_arg_types: the training data has no relation whose head or tail span is a gold "
+                             "entity (it needs joint records: ans.ent beside ans.rel)")
+        trainer.model.config.relation_arg_types = table
+        logger.info("--derive_arg_types: %s (arguments without an entity of their span: %s)", table,
+                    rep["untyped_arguments"] or "none")
+        results["relation_arg_types"] = table
+        trainer.save_model()
 
     if training_args.calibrate_thresholds or training_args.calibrate_label_thresholds:
         if "dev" not in splits:

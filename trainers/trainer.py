@@ -109,6 +109,13 @@ class LDNetTrainingArguments(TrainingArguments):
                           "(config.decode_label_thresholds; labels that gain nothing keep the channels'). "
                           "Implies --calibrate_thresholds."},
     )
+    derive_arg_types: bool = field(
+        default=False,
+        metadata={"help": "After training, store each relation's head / tail entity types seen in the training data "
+                          "(joint records) as the model's default typed arguments (config.relation_arg_types): "
+                          "the pipeline then drops relations whose arguments are not extracted entities of those "
+                          "types (pipeline arg_types=False turns it off)."},
+    )
     max_minutes: float | None = field(
         default=None,
         metadata={"help": "Wall-clock training budget: stop after N minutes (the step in progress finishes; "
