@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -149,8 +150,6 @@ def plot(results: dict[str, dict[str, Any]], name: str, out: Path) -> None:
 
 
 def mean_std(xs: Sequence[float]) -> tuple[float, float]:
-    import statistics
-
     return statistics.mean(xs), statistics.pstdev(xs) if len(xs) > 1 else 0.0
 
 

@@ -317,7 +317,8 @@ def train_main(argv: list[str] | None = None) -> dict[str, Any]:
         logger.info("--derive_arg_types: %s (arguments without an entity of their span: %s)", table,
                     rep["untyped_arguments"] or "none")
         results["relation_arg_types"] = table
-        trainer.save_model()
+        if not (training_args.calibrate_thresholds or training_args.calibrate_label_thresholds):
+            trainer.save_model()  # config.relation_arg_types (the calibration below saves it with its thresholds)
 
     if training_args.calibrate_thresholds or training_args.calibrate_label_thresholds:
         if "dev" not in splits:
